@@ -1,0 +1,143 @@
+// Package agent is the guest side of scxcheck: the program that runs as /init
+// (PID 1) in the test VM.
+//
+// It mounts the filesystems the specs need, serves typed requests from the
+// host over a virtio-serial port (package proto), streams the kernel log and
+// trace_pipe back over a second port, and powers the VM off when asked. The
+// serial console stays the kernel's: the agent writes to it only when it
+// cannot reach the host.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/rpc"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// Version identifies the agent's protocol; the host logs it.
+const Version = "scxcheck-agent/1"
+
+// IsInit reports whether this process is the VM's init, in which case the
+// caller should hand over to Main.
+func IsInit() bool { return os.Getpid() == 1 }
+
+// Main runs the agent. It never returns: on any fatal error it says why on
+// the console and powers the VM off, so the host sees QEMU exit.
+func Main() {
+	err := run()
+	fmt.Fprintf(os.Stderr, "scxcheck-agent: %v\n", err)
+	powerOff()
+}
+
+func run() error {
+	if err := mountAll(); err != nil {
+		return err
+	}
+	redirectStdio()
+
+	ctl, err := openPort(proto.ControlPort)
+	if err != nil {
+		return err
+	}
+	evPort, err := openPort(proto.EventsPort)
+	if err != nil {
+		return err
+	}
+	events := newEventWriter(evPort)
+
+	go streamKmsg(events)
+	go streamTrace(events)
+
+	srv := rpc.NewServer()
+	if err := srv.RegisterName(proto.Service, &Service{events: events}); err != nil {
+		return fmt.Errorf("register RPC service: %w", err)
+	}
+	events.send(proto.Event{Kind: proto.EventReady, Time: uptime(), Line: Version})
+	srv.ServeConn(ctl)
+	return errors.New("control port closed by the host")
+}
+
+type mount struct {
+	source, target, fstype string
+	optional               bool
+}
+
+var mounts = []mount{
+	{"proc", "/proc", "proc", false},
+	{"sysfs", "/sys", "sysfs", false},
+	{"devtmpfs", "/dev", "devtmpfs", false},
+	{"tracefs", "/sys/kernel/tracing", "tracefs", true},
+	{"debugfs", "/sys/kernel/debug", "debugfs", true},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", false},
+	{"bpf", "/sys/fs/bpf", "bpf", false},
+	{"tmpfs", "/tmp", "tmpfs", false},
+}
+
+func mountAll() error {
+	for _, m := range mounts {
+		if err := os.MkdirAll(m.target, 0o755); err != nil && !m.optional {
+			return fmt.Errorf("create mount point %s: %w", m.target, err)
+		}
+		if err := unix.Mount(m.source, m.target, m.fstype, 0, ""); err != nil && !m.optional {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	return nil
+}
+
+// redirectStdio points fds 0-2 at the console: the initramfs has no
+// /dev/console node, so the kernel started init without them.
+func redirectStdio() {
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	for i := 0; i <= 2; i++ {
+		_ = unix.Dup2(fd, i)
+	}
+	if fd > 2 {
+		unix.Close(fd)
+	}
+}
+
+// openPort opens the virtio-serial port QEMU named name. Without udev there
+// is no /dev/virtio-ports/ symlink, so the names are read from sysfs.
+func openPort(name string) (*os.File, error) {
+	dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "name"))
+		if err != nil || strings.TrimSpace(string(b)) != name {
+			continue
+		}
+		dev := filepath.Join("/dev", filepath.Base(d))
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open virtio-serial port %s (%s): %w", name, dev, err)
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("virtio-serial port %s not found among %d ports (is CONFIG_VIRTIO_CONSOLE=y?)", name, len(dirs))
+}
+
+func uptime() float64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return float64(ts.Sec) + float64(ts.Nsec)/1e9
+}
+
+func powerOff() {
+	unix.Sync()
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	// Only reached if the reboot call failed; PID 1 must not exit.
+	select {}
+}
+

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"encoding/json"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// eventWriter serialises events onto the events port.
+type eventWriter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func newEventWriter(w io.Writer) *eventWriter {
+	return &eventWriter{enc: json.NewEncoder(w)}
+}
+
+func (e *eventWriter) send(ev proto.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_ = e.enc.Encode(ev)
+}
+
+func (e *eventWriter) agentf(format string, args ...any) {
+	e.send(proto.Event{Kind: proto.EventAgent, Time: uptime(), Line: fmt.Sprintf(format, args...)})
+}
+
+// streamKmsg forwards every /dev/kmsg record, from the first one of the boot.
+func streamKmsg(ev *eventWriter) {
+	f, err := os.Open("/dev/kmsg")
+	if err != nil {
+		ev.agentf("open /dev/kmsg: %v", err)
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			if strings.Contains(err.Error(), "broken pipe") { // EPIPE: records were overwritten
+				continue
+			}
+			ev.agentf("read /dev/kmsg: %v", err)
+			return
+		}
+		if e, ok := parseKmsg(string(buf[:n])); ok {
+			ev.send(e)
+		}
+	}
+}
+
+// parseKmsg parses one record: "prio,seq,usec,flags;message\n KEY=value...".
+func parseKmsg(rec string) (proto.Event, bool) {
+	head, rest, ok := strings.Cut(rec, ";")
+	if !ok {
+		return proto.Event{}, false
+	}
+	fields := strings.Split(head, ",")
+	if len(fields) < 3 {
+		return proto.Event{}, false
+	}
+	prio, _ := strconv.Atoi(fields[0])
+	usec, _ := strconv.ParseInt(fields[2], 10, 64)
+	msg, _, _ := strings.Cut(rest, "\n")
+	return proto.Event{Kind: proto.EventKmsg, Time: float64(usec) / 1e6, Level: prio & 7, Line: msg}, true
+}
+
+// streamTrace forwards trace_pipe lines: bpf_printk output of the fixtures and
+// the sched_ext tracepoints the agent enables.
+func streamTrace(ev *eventWriter) {
+	const tracing = "/sys/kernel/tracing"
+	for _, event := range []string{"sched_ext/sched_ext_dump"} {
+		p := tracing + "/events/" + event + "/enable"
+		if err := os.WriteFile(p, []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+			ev.agentf("enable trace event %s: %v", event, err)
+		}
+	}
+	f, err := os.Open(tracing + "/trace_pipe")
+	if err != nil {
+		ev.agentf("open trace_pipe: %v", err)
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		ev.send(proto.Event{Kind: proto.EventTrace, Time: uptime(), Line: sc.Text()})
+	}
+	ev.agentf("read trace_pipe: %v", sc.Err())
+}

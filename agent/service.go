@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scxcheck/scxcheck/probe"
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// Service implements the RPC methods the host calls. Each method is one typed
+// request and reply; errors travel back as their text.
+type Service struct {
+	events *eventWriter
+}
+
+// Hello reports the guest's kernel and CPUs.
+func (s *Service) Hello(_ proto.Empty, reply *proto.Hello) error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	reply.Release = unix.ByteSliceToString(u.Release[:])
+	reply.CPUs = runtime.NumCPU()
+	reply.Uptime = time.Duration(uptime() * float64(time.Second))
+	return nil
+}
+
+// Probe runs the capability probe on the running kernel.
+func (s *Service) Probe(_ proto.Empty, reply *proto.Capabilities) error {
+	*reply = probe.Running()
+	return nil
+}
+
+// ReadFile returns a guest file's contents.
+func (s *Service) ReadFile(args proto.Path, reply *proto.FileData) error {
+	b, err := os.ReadFile(args.Path)
+	if err != nil {
+		return err
+	}
+	reply.Data = b
+	return nil
+}
+
+// WriteFile writes to an existing guest file.
+func (s *Service) WriteFile(args proto.WriteFile, _ *proto.Empty) error {
+	f, err := os.OpenFile(args.Path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(args.Data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", args.Path, err)
+	}
+	return f.Close()
+}
+
+// ReadDir lists a guest directory.
+func (s *Service) ReadDir(args proto.Path, reply *proto.DirEntries) error {
+	ents, err := os.ReadDir(args.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		reply.Names = append(reply.Names, e.Name())
+	}
+	return nil
+}
+
+// Mkdir creates a guest directory, e.g. a cgroup.
+func (s *Service) Mkdir(args proto.Path, _ *proto.Empty) error {
+	return os.Mkdir(args.Path, 0o755)
+}
+
+// Rmdir removes a guest directory, e.g. a cgroup.
+func (s *Service) Rmdir(args proto.Path, _ *proto.Empty) error {
+	return unix.Rmdir(args.Path)
+}
+
+// PowerOff syncs and powers the VM off once the reply has had time to leave.
+func (s *Service) PowerOff(_ proto.Empty, _ *proto.Empty) error {
+	go func() {
+		// The reply is written after this method returns; give it a moment
+		// on the port before the machine goes away. The host does not depend
+		// on it: it also waits for QEMU to exit.
+		time.Sleep(50 * time.Millisecond)
+		powerOff()
+	}()
+	return nil
+}

@@ -1,0 +1,82 @@
+// Package proto defines the messages the host and the guest agent exchange.
+//
+// Two virtio-serial ports connect them. On the control port the agent serves
+// net/rpc (gob encoding) under the service name [Service]: every request and
+// reply is one of the typed structs below. On the events port the agent
+// streams [Event] values, one JSON object per line, from boot to power-off:
+// first a "ready" event, then every kernel log and trace_pipe line.
+package proto
+
+import "time"
+
+// Names of the virtio-serial ports, as given to QEMU's virtserialport.
+const (
+	ControlPort = "scxcheck.ctl"
+	EventsPort  = "scxcheck.events"
+)
+
+// Service is the net/rpc service name of the agent.
+const Service = "Agent"
+
+// Event kinds.
+const (
+	EventReady = "ready" // the agent is serving; Line holds its version
+	EventKmsg  = "kmsg"  // a /dev/kmsg record
+	EventTrace = "trace" // a trace_pipe line
+	EventAgent = "agent" // a diagnostic from the agent itself
+)
+
+// Event is one line streamed from the guest.
+type Event struct {
+	Kind string `json:"k"`
+	// Time is the guest's CLOCK_MONOTONIC when the agent read the line
+	// (kmsg: the record's own timestamp), in seconds since boot.
+	Time float64 `json:"t"`
+	// Level is the syslog level of a kmsg record (0 emerg … 7 debug).
+	Level int    `json:"l,omitempty"`
+	Line  string `json:"s"`
+}
+
+// Empty is the argument or reply of calls that carry nothing.
+type Empty struct{}
+
+// Hello is the reply to Agent.Hello.
+type Hello struct {
+	Release string        // uname -r
+	CPUs    int           // online CPUs
+	Uptime  time.Duration // guest time since boot
+}
+
+// Path names a file in the guest.
+type Path struct {
+	Path string
+}
+
+// FileData is the contents of a guest file.
+type FileData struct {
+	Data []byte
+}
+
+// WriteFile asks the agent to write Data to Path (which must exist, as in
+// sysfs or cgroupfs).
+type WriteFile struct {
+	Path string
+	Data []byte
+}
+
+// DirEntries lists a guest directory.
+type DirEntries struct {
+	Names []string
+}
+
+// Capabilities is what the capability probe found in the guest kernel.
+type Capabilities struct {
+	// Have lists the items found, e.g. "kfunc scx_bpf_sub_dispatch".
+	Have []string
+	// Missing lists the items the probe looked for and did not find.
+	Missing []string
+	// ExitKinds maps enum scx_exit_kind names to values, from kernel BTF.
+	ExitKinds map[string]int64
+	// Err is why probing failed as a whole (no BTF, say); empty on success.
+	Err string
+}

@@ -1,0 +1,185 @@
+package suites
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/scxcheck/scxcheck/probe"
+	"github.com/scxcheck/scxcheck/proto"
+	"github.com/scxcheck/scxcheck/vm"
+)
+
+// Guest is the VM the specs of this process run in.
+type Guest struct {
+	*vm.Machine
+	// Caps is what the capability probe found in the guest kernel.
+	Caps proto.Capabilities
+	// Hello is the agent's greeting: kernel release and CPUs.
+	Hello proto.Hello
+
+	specMark   int // event-log mark at the start of the running spec
+	specFaults int // console faults seen before the running spec
+}
+
+// guest is this process's VM; see ensureGuest.
+var guest *Guest
+
+type shared struct {
+	Dir       string `json:"dir"`
+	Initramfs string `json:"initramfs"`
+}
+
+var _ = SynchronizedBeforeSuite(func() []byte {
+	if run == nil {
+		Fail("suites: Run was not called")
+	}
+	if _, err := os.Stat(run.opts.Kernel); err != nil {
+		infra(fmt.Errorf("kernel image: %w", err))
+	}
+	dir, err := os.MkdirTemp("", "scxcheck-suite-")
+	if err != nil {
+		infra(err)
+	}
+	agent, err := vm.AgentBinary(dir)
+	if err != nil {
+		infra(err)
+	}
+	initrd := filepath.Join(dir, "initramfs.cpio")
+	if err := vm.WriteInitramfs(initrd, agent); err != nil {
+		infra(fmt.Errorf("write initramfs: %w", err))
+	}
+	b, _ := json.Marshal(shared{Dir: dir, Initramfs: initrd})
+	return b
+}, func(b []byte) {
+	var s shared
+	if err := json.Unmarshal(b, &s); err != nil {
+		infra(err)
+	}
+	run.initramfs = s.Initramfs
+	run.sharedDir = s.Dir
+	if err := bootGuest("suite start"); err != nil {
+		infra(err)
+	}
+})
+
+var _ = SynchronizedAfterSuite(func() {
+	if guest != nil {
+		if err := writeArtifacts(run.opts.Artifacts, guest.Machine, fmt.Sprintf("vm-p%d", GinkgoParallelProcess())); err != nil {
+			run.opts.Log("%v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := guest.Shutdown(ctx); err != nil {
+			run.opts.Log("%v", err)
+		}
+		guest = nil
+	}
+}, func() {
+	if run != nil && run.sharedDir != "" {
+		os.RemoveAll(run.sharedDir)
+	}
+})
+
+// infra records an infrastructure failure and fails the current node.
+func infra(err error) {
+	if run != nil && run.result.Infra == nil {
+		run.result.Infra = err
+	}
+	Fail(err.Error())
+}
+
+// bootGuest boots a fresh VM and probes it; why says what prompted it.
+func bootGuest(why string) error {
+	if guest != nil {
+		guest.Close()
+		guest = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*vm.DefaultReadyTimeout)
+	defer cancel()
+	accel := run.opts.Accel
+	if run.result.Accel != "" {
+		accel = run.result.Accel // resolved by an earlier boot
+	}
+	run.opts.Log("booting %s (%s; %s)", filepath.Base(run.opts.Kernel), accel, why)
+	m, err := vm.Boot(ctx, vm.Config{
+		Kernel:    run.opts.Kernel,
+		Initramfs: run.initramfs,
+		Accel:     accel,
+		Log:       run.opts.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("boot %s: %w", run.opts.Kernel, err)
+	}
+	g := &Guest{Machine: m}
+	if err := m.Call(ctx, "Hello", proto.Empty{}, &g.Hello); err != nil {
+		m.Close()
+		return err
+	}
+	if err := m.Call(ctx, "Probe", proto.Empty{}, &g.Caps); err != nil {
+		m.Close()
+		return err
+	}
+	run.result.Accel = m.Accel()
+	run.result.BootTimes = append(run.result.BootTimes, m.BootTime())
+	run.opts.Log("guest up in %s: Linux %s, %d CPUs", m.BootTime().Round(time.Millisecond), g.Hello.Release, g.Hello.CPUs)
+	guest = g
+	return nil
+}
+
+// Every spec starts with a live VM and ends with a check of the console.
+var _ = BeforeEach(func() {
+	if guest == nil || !guest.Alive() {
+		why := "the previous VM exited"
+		if guest == nil {
+			why = "no VM"
+		}
+		AddReportEntry("VM rebooted", why)
+		if err := bootGuest(why); err != nil {
+			infra(err)
+		}
+	}
+	guest.specMark = guest.Events().Mark()
+	guest.specFaults = len(guest.Faults())
+})
+
+var _ = AfterEach(func() {
+	if guest == nil {
+		return
+	}
+	faults := guest.Faults()
+	if CurrentSpecReport().Failed() || len(faults) > guest.specFaults {
+		AddReportEntry("console tail", guest.ConsoleTail(40))
+		AddReportEntry("kernel log", strings.Join(guest.Events().Lines(guest.specMark, proto.EventKmsg), "\n"))
+	}
+	if len(faults) > guest.specFaults {
+		f := faults[guest.specFaults]
+		// The kernel is not to be trusted after a fault: the next spec
+		// gets a fresh VM.
+		guest.Close()
+		Fail(fmt.Sprintf("kernel %s during the spec: %s\n%s", f.Kind, f.Line, guest.FaultExcerpt(f)))
+	}
+})
+
+// requireKernel skips the spec, naming what is missing, unless the guest
+// kernel has every item.
+func requireKernel(items ...string) {
+	if err := probe.Require(guest.Caps, items...); err != nil {
+		Skip(err.Error())
+	}
+}
+
+// ReadFile returns a guest file's contents.
+func (g *Guest) ReadFile(path string) (string, error) {
+	var reply proto.FileData
+	if err := g.Call(context.Background(), "ReadFile", proto.Path{Path: path}, &reply); err != nil {
+		return "", err
+	}
+	return string(reply.Data), nil
+}
