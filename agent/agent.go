@@ -140,4 +140,3 @@ func powerOff() {
 	// Only reached if the reboot call failed; PID 1 must not exit.
 	select {}
 }
-

@@ -2,8 +2,8 @@ package agent
 
 import (
 	"bufio"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"strconv"

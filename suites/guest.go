@@ -112,6 +112,7 @@ func bootGuest(why string) error {
 		Kernel:    run.opts.Kernel,
 		Initramfs: run.initramfs,
 		Accel:     accel,
+		QEMU:      run.opts.QEMU,
 		Log:       run.opts.Log,
 	})
 	if err != nil {

@@ -32,6 +32,8 @@ type Options struct {
 	Kernel string
 	// Accel is QEMU's accelerator; "" means auto.
 	Accel vm.Accel
+	// QEMU is the emulator binary; "" means qemu-system-x86_64.
+	QEMU string
 	// Artifacts, if set, receives the console log and event stream.
 	Artifacts string
 	// Log receives progress lines; nil means stderr.
@@ -174,4 +176,3 @@ func writeArtifacts(dir string, m *vm.Machine, name string) error {
 	}
 	return nil
 }
-

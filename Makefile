@@ -1,0 +1,53 @@
+# scxcheck — see README.md. Everything is built static (CGO_ENABLED=0): the
+# scxcheck binary and the suites' test binary double as the VM's /init.
+export CGO_ENABLED := 0
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO      ?= go
+BIN     := bin/scxcheck
+# Debian packages scxcheck needs, all from the machine's own release.
+DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev
+ARGS    ?=
+
+.PHONY: all build deps kernel run test test-unit test-suites test-slow vet bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/scxcheck
+
+# deps installs what is missing from the machine's own Debian release; it
+# never adds other suites to /etc/apt.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# kernel fetches the default kernel (Debian's, with sub-schedulers) and
+# prints its path.
+kernel: build
+	@$(BIN) kernel fetch
+
+# run: everything a new user needs, then all suites against the default kernel.
+run: deps build
+	$(BIN) run $(ARGS)
+
+vet:
+	$(GO) vet ./...
+
+# test: the project's tests, the suites included, against the default kernel.
+test: deps build vet
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites)
+	SCXCHECK_KERNEL=$$($(BIN) kernel fetch) $(GO) test -count=1 -v -timeout 20m ./suites
+
+# test-slow: end-to-end work too slow for every CI run.
+test-slow: build
+	SCXCHECK_SLOW=1 $(GO) test -count=1 -v -timeout 80m ./...
+
+bench: build
+	$(BIN) bench boot
+
+clean:
+	rm -rf bin
