@@ -7,7 +7,10 @@
 // first a "ready" event, then every kernel log and trace_pipe line.
 package proto
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Names of the virtio-serial ports, as given to QEMU's virtserialport.
 const (
@@ -79,4 +82,20 @@ type Capabilities struct {
 	ExitKinds map[string]int64
 	// Err is why probing failed as a whole (no BTF, say); empty on success.
 	Err string
+}
+
+// ExitInfo is a scheduler's exit record, as its exit callback stored it.
+type ExitInfo struct {
+	Kind int64
+	// KindName is Kind's name in the kernel's enum scx_exit_kind, e.g.
+	// "SCX_EXIT_ERROR"; "" when the kernel has no such value.
+	KindName string
+	ExitCode int64
+	ExitCPU  int32
+	Reason   string
+	Msg      string
+}
+
+func (e ExitInfo) String() string {
+	return fmt.Sprintf("kind=%s(%d) exit_code=%#x exit_cpu=%d reason=%q msg=%q", e.KindName, e.Kind, e.ExitCode, e.ExitCPU, e.Reason, e.Msg)
 }

@@ -1,0 +1,242 @@
+// Package matchers holds the Gomega matchers scxcheck's specs are written
+// with, so a spec reads like the behaviour it checks:
+//
+//	Eventually(g.Trace).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", id), WithField("ret", "1")))
+//	Eventually(child.Exit).Should(ExitWith("SCX_EXIT_ERROR", ContainSubstring("parent rejected (-28)")))
+//	Eventually(g.KernelLog).Should(HaveLogged(`BPF sub-scheduler "child" enabled`))
+//
+// Every matcher prints what it saw when it fails.
+package matchers
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/onsi/gomega"
+	"github.com/onsi/gomega/format"
+	"github.com/onsi/gomega/types"
+
+	"github.com/scxcheck/scxcheck/proto"
+	"github.com/scxcheck/scxcheck/results"
+)
+
+// FieldMatcher constrains one field of a trace event.
+type FieldMatcher struct {
+	Key   string
+	Value types.GomegaMatcher
+}
+
+// WithField requires a trace event field. value is a string (exact match),
+// an integer (compared as decimal text), or a Gomega matcher on the text.
+func WithField(key string, value any) FieldMatcher {
+	switch v := value.(type) {
+	case types.GomegaMatcher:
+		return FieldMatcher{key, v}
+	case string:
+		return FieldMatcher{key, gomega.Equal(v)}
+	default:
+		return FieldMatcher{key, gomega.Equal(fmt.Sprint(v))}
+	}
+}
+
+// HaveTraced succeeds if a []results.TraceEvent holds an event of fixture
+// with the given name whose fields match.
+func HaveTraced(fixture, event string, fields ...FieldMatcher) types.GomegaMatcher {
+	return &tracedMatcher{fixture: fixture, event: event, fields: fields, min: 1}
+}
+
+// HaveTracedAtLeast is HaveTraced requiring n matching events.
+func HaveTracedAtLeast(n int, fixture, event string, fields ...FieldMatcher) types.GomegaMatcher {
+	return &tracedMatcher{fixture: fixture, event: event, fields: fields, min: n}
+}
+
+type tracedMatcher struct {
+	fixture, event string
+	fields         []FieldMatcher
+	min            int
+	seen           []results.TraceEvent // of the same fixture, for the failure message
+	count          int
+}
+
+func (m *tracedMatcher) Match(actual any) (bool, error) {
+	evs, ok := actual.([]results.TraceEvent)
+	if !ok {
+		return false, fmt.Errorf("HaveTraced expects []results.TraceEvent, got %T", actual)
+	}
+	m.seen, m.count = nil, 0
+	for _, ev := range evs {
+		if ev.Fixture != m.fixture {
+			continue
+		}
+		m.seen = append(m.seen, ev)
+		if ev.Event != m.event {
+			continue
+		}
+		if ok, err := m.fieldsMatch(ev); err != nil {
+			return false, err
+		} else if ok {
+			m.count++
+		}
+	}
+	return m.count >= m.min, nil
+}
+
+func (m *tracedMatcher) fieldsMatch(ev results.TraceEvent) (bool, error) {
+	for _, f := range m.fields {
+		v, ok := ev.Fields[f.Key]
+		if !ok {
+			return false, nil
+		}
+		if ok, err := f.Value.Match(v); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (m *tracedMatcher) want() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", m.fixture, m.event)
+	for _, f := range m.fields {
+		fmt.Fprintf(&b, " %s=<%s>", f.Key, strings.TrimSpace(format.Object(f.Value, 0)))
+	}
+	if m.min > 1 {
+		fmt.Fprintf(&b, " (at least %d times)", m.min)
+	}
+	return b.String()
+}
+
+func (m *tracedMatcher) FailureMessage(any) string {
+	return fmt.Sprintf("expected a trace event %s; %d matched. %s", m.want(), m.count, seenEvents(m.fixture, m.seen))
+}
+
+func (m *tracedMatcher) NegatedFailureMessage(any) string {
+	return fmt.Sprintf("expected no trace event %s, but %d matched. %s", m.want(), m.count, seenEvents(m.fixture, m.seen))
+}
+
+func seenEvents(fixture string, seen []results.TraceEvent) string {
+	if len(seen) == 0 {
+		return fmt.Sprintf("Fixture %q traced nothing.", fixture)
+	}
+	const last = 25
+	var b strings.Builder
+	fmt.Fprintf(&b, "Fixture %q traced %d events", fixture, len(seen))
+	if len(seen) > last {
+		fmt.Fprintf(&b, ", the last %d", last)
+		seen = seen[len(seen)-last:]
+	}
+	b.WriteString(":")
+	for _, ev := range seen {
+		b.WriteString("\n    " + ev.String())
+	}
+	return b.String()
+}
+
+// ExitWith succeeds if a proto.ExitInfo has the exit kind named (its BTF
+// enum name, e.g. "SCX_EXIT_ERROR") and, if given, a msg matching msg (a
+// string for equality, or a Gomega matcher).
+func ExitWith(kind string, msg ...any) types.GomegaMatcher {
+	m := &exitMatcher{kind: kind}
+	if len(msg) > 0 {
+		if gm, ok := msg[0].(types.GomegaMatcher); ok {
+			m.msg = gm
+		} else {
+			m.msg = gomega.Equal(fmt.Sprint(msg[0]))
+		}
+	}
+	return m
+}
+
+type exitMatcher struct {
+	kind string
+	msg  types.GomegaMatcher
+}
+
+func (m *exitMatcher) Match(actual any) (bool, error) {
+	info, ok := actual.(proto.ExitInfo)
+	if !ok {
+		return false, fmt.Errorf("ExitWith expects proto.ExitInfo, got %T", actual)
+	}
+	if info.KindName != m.kind {
+		return false, nil
+	}
+	if m.msg == nil {
+		return true, nil
+	}
+	return m.msg.Match(info.Msg)
+}
+
+func (m *exitMatcher) want() string {
+	s := m.kind
+	if m.msg != nil {
+		s += " with msg " + strings.TrimSpace(format.Object(m.msg, 0))
+	}
+	return s
+}
+
+func (m *exitMatcher) FailureMessage(actual any) string {
+	return fmt.Sprintf("expected an exit %s, got %s", m.want(), describeExit(actual))
+}
+
+func (m *exitMatcher) NegatedFailureMessage(actual any) string {
+	return fmt.Sprintf("expected no exit %s, got %s", m.want(), describeExit(actual))
+}
+
+func describeExit(actual any) string {
+	info, ok := actual.(proto.ExitInfo)
+	if !ok {
+		return fmt.Sprintf("%T", actual)
+	}
+	if info.Kind == 0 {
+		return "no exit (the scheduler is still running, kind SCX_EXIT_NONE)"
+	}
+	return info.String()
+}
+
+// HaveLogged succeeds if a []string of kernel log lines has a line containing
+// text (a string) or matching a Gomega matcher.
+func HaveLogged(text any) types.GomegaMatcher {
+	m := &loggedMatcher{}
+	if gm, ok := text.(types.GomegaMatcher); ok {
+		m.line = gm
+	} else {
+		m.line = gomega.ContainSubstring(fmt.Sprint(text))
+	}
+	return m
+}
+
+type loggedMatcher struct {
+	line types.GomegaMatcher
+}
+
+func (m *loggedMatcher) Match(actual any) (bool, error) {
+	lines, ok := actual.([]string)
+	if !ok {
+		return false, fmt.Errorf("HaveLogged expects []string, got %T", actual)
+	}
+	for _, l := range lines {
+		if ok, err := m.line.Match(l); err != nil {
+			return false, err
+		} else if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (m *loggedMatcher) FailureMessage(actual any) string {
+	return fmt.Sprintf("expected a kernel log line %s, in:\n%s", strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+}
+
+func (m *loggedMatcher) NegatedFailureMessage(actual any) string {
+	return fmt.Sprintf("expected no kernel log line %s, in:\n%s", strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+}
+
+func tail(actual any) string {
+	lines, _ := actual.([]string)
+	const n = 30
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}

@@ -1,0 +1,137 @@
+// Package results turns what the guest streams into typed values the specs
+// assert on: fixture trace events parsed from trace_pipe, kernel log lines,
+// and sched_ext debug-dump records.
+//
+// The fixtures trace in one grammar (fixtures/include/scxcheck.h):
+//
+//	scxcheck: <fixture> <event> key=value key=value ...
+//
+// where <fixture> is the scheduler instance's name given at load time.
+package results
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// TraceEvent is one fixture trace line.
+type TraceEvent struct {
+	// CPU the line was traced on, and the guest's trace clock in seconds.
+	CPU  int
+	Time float64
+	// Task that was running: comm and pid.
+	Comm string
+	PID  int
+	// Fixture is the scheduler instance's name, Event what happened.
+	Fixture, Event string
+	// Fields are the key=value pairs after the event.
+	Fields map[string]string
+	// Raw is the whole trace_pipe line.
+	Raw string
+}
+
+// Field returns a field's value, "" if absent.
+func (e TraceEvent) Field(k string) string { return e.Fields[k] }
+
+// Int returns a field as an integer, or an error naming the event.
+func (e TraceEvent) Int(k string) (int64, error) {
+	v, ok := e.Fields[k]
+	if !ok {
+		return 0, fmt.Errorf("trace event %s %s has no field %s", e.Fixture, e.Event, k)
+	}
+	return strconv.ParseInt(v, 0, 64)
+}
+
+func (e TraceEvent) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%d] %.6f %s %s", e.CPU, e.Time, e.Fixture, e.Event)
+	for _, k := range sortedKeys(e.Fields) {
+		fmt.Fprintf(&b, " %s=%s", k, e.Fields[k])
+	}
+	return b.String()
+}
+
+// traceLine matches trace_pipe's default format:
+//
+//	<comm>-<pid> [<cpu>] <flags> <seconds>: <event>: <payload>
+var traceLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+)\]\s+\S+\s+(\d+\.\d+):\s+([\w:]+):\s?(.*)$`)
+
+// TracePrefix starts every fixture trace payload.
+const TracePrefix = "scxcheck: "
+
+// ParseTrace parses a trace_pipe line carrying a fixture event; ok is false
+// for other lines.
+func ParseTrace(line string) (ev TraceEvent, ok bool) {
+	m := traceLine.FindStringSubmatch(line)
+	if m == nil {
+		return ev, false
+	}
+	payload, found := strings.CutPrefix(m[6], TracePrefix)
+	if !found {
+		return ev, false
+	}
+	words := strings.Fields(payload)
+	if len(words) < 2 {
+		return ev, false
+	}
+	ev = TraceEvent{Comm: strings.TrimSpace(m[1]), Raw: line, Fixture: words[0], Event: words[1], Fields: map[string]string{}}
+	ev.PID, _ = strconv.Atoi(m[2])
+	ev.CPU, _ = strconv.Atoi(m[3])
+	ev.Time, _ = strconv.ParseFloat(m[4], 64)
+	for _, w := range words[2:] {
+		if k, v, ok := strings.Cut(w, "="); ok {
+			ev.Fields[k] = v
+		}
+	}
+	return ev, true
+}
+
+// TraceEvents parses the fixture events among streamed events.
+func TraceEvents(events []proto.Event) []TraceEvent {
+	var out []TraceEvent
+	for _, e := range events {
+		if e.Kind != proto.EventTrace {
+			continue
+		}
+		if ev, ok := ParseTrace(e.Line); ok {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// DumpLines returns the payloads of sched_ext_dump trace lines: the debug
+// dump the kernel writes on an error exit.
+func DumpLines(events []proto.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Kind != proto.EventTrace {
+			continue
+		}
+		if m := traceLine.FindStringSubmatch(e.Line); m != nil && m[5] == "sched_ext_dump" {
+			out = append(out, m[6])
+		}
+	}
+	return out
+}
+
+// KernelLog returns the text of the kmsg records among streamed events.
+func KernelLog(events []proto.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Kind == proto.EventKmsg {
+			out = append(out, e.Line)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}

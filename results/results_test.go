@@ -1,0 +1,57 @@
+package results
+
+import (
+	"testing"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+func TestParseTrace(t *testing.T) {
+	line := "          <idle>-0       [001] d.h2.   12.345678: bpf_trace_printk: scxcheck: parent sub_dispatch cgid=47 ret=1"
+	ev, ok := ParseTrace(line)
+	if !ok {
+		t.Fatalf("ParseTrace(%q) failed", line)
+	}
+	if ev.CPU != 1 || ev.Time != 12.345678 || ev.Comm != "<idle>" || ev.PID != 0 ||
+		ev.Fixture != "parent" || ev.Event != "sub_dispatch" || ev.Field("cgid") != "47" || ev.Field("ret") != "1" {
+		t.Errorf("parsed %+v", ev)
+	}
+	if n, err := ev.Int("cgid"); err != nil || n != 47 {
+		t.Errorf("Int(cgid) = %d, %v", n, err)
+	}
+	if _, err := ev.Int("nope"); err == nil {
+		t.Error("Int of a missing field succeeded")
+	}
+
+	withDash := " kworker/u8:2-mm-55    [000] .....    3.000001: bpf_trace_printk: scxcheck: child dispatch n=3"
+	if ev, ok := ParseTrace(withDash); !ok || ev.Comm != "kworker/u8:2-mm" || ev.PID != 55 || ev.Event != "dispatch" {
+		t.Errorf("ParseTrace(%q) = %+v, %v", withDash, ev, ok)
+	}
+
+	for _, other := range []string{
+		"  sh-1 [000] ..... 1.0: bpf_trace_printk: something else",
+		"  sh-1 [000] ..... 1.0: bpf_trace_printk: scxcheck: lonely",
+		"garbage",
+	} {
+		if _, ok := ParseTrace(other); ok {
+			t.Errorf("ParseTrace(%q) accepted a non-fixture line", other)
+		}
+	}
+}
+
+func TestDumpLinesAndKernelLog(t *testing.T) {
+	evs := []proto.Event{
+		{Kind: proto.EventTrace, Line: " kworker/0:1-30 [000] .....  5.120000: sched_ext_dump: parent: root"},
+		{Kind: proto.EventTrace, Line: " kworker/0:1-30 [000] .....  5.120001: bpf_trace_printk: scxcheck: parent exit kind=1024"},
+		{Kind: proto.EventKmsg, Line: `sched_ext: BPF scheduler "parent" disabled (runtime error)`},
+	}
+	if d := DumpLines(evs); len(d) != 1 || d[0] != "parent: root" {
+		t.Errorf("DumpLines = %q", d)
+	}
+	if k := KernelLog(evs); len(k) != 1 {
+		t.Errorf("KernelLog = %q", k)
+	}
+	if tr := TraceEvents(evs); len(tr) != 1 || tr[0].Field("kind") != "1024" {
+		t.Errorf("TraceEvents = %v", tr)
+	}
+}
