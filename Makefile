@@ -15,6 +15,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/scxcheck
+	$(GO) build -trimpath -ldflags="-s -w" -o bin/scxcheck-agent ./cmd/scxcheck-agent
 
 # deps installs what is missing from the machine's own Debian release; it
 # never adds other suites to /etc/apt.

@@ -9,9 +9,7 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
-	"net/rpc"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,22 +22,28 @@ import (
 // Version identifies the agent's protocol; the host logs it.
 const Version = "scxcheck-agent/1"
 
-// IsInit reports whether this process is the VM's init, in which case the
-// caller should hand over to Main.
-func IsInit() bool { return os.Getpid() == 1 }
+// IsInit reports whether this process is the VM's init, or a workload worker
+// the agent started, in which case the caller should hand over to Main.
+func IsInit() bool { return os.Getpid() == 1 || isWorker() }
 
-// Main runs the agent. It never returns: on any fatal error it says why on
-// the console and powers the VM off, so the host sees QEMU exit.
+// Main runs the agent, or a worker. The agent never returns: on any fatal
+// error it says why on the console and powers the VM off, so the host sees
+// QEMU exit.
 func Main() {
+	if isWorker() {
+		workerMain()
+	}
 	err := run()
 	fmt.Fprintf(os.Stderr, "scxcheck-agent: %v\n", err)
 	powerOff()
 }
 
 func run() error {
+	start := uptime()
 	if err := mountAll(); err != nil {
 		return err
 	}
+	mounted := uptime()
 	redirectStdio()
 
 	ctl, err := openPort(proto.ControlPort)
@@ -55,13 +59,11 @@ func run() error {
 	go streamKmsg(events)
 	go streamTrace(events)
 
-	srv := rpc.NewServer()
-	if err := srv.RegisterName(proto.Service, &Service{events: events}); err != nil {
-		return fmt.Errorf("register RPC service: %w", err)
-	}
-	events.send(proto.Event{Kind: proto.EventReady, Time: uptime(), Line: Version})
-	srv.ServeConn(ctl)
-	return errors.New("control port closed by the host")
+	ready := uptime()
+	events.send(proto.Event{Kind: proto.EventReady, Time: ready,
+		Line: fmt.Sprintf("%s main=%.3f mounts=%.3f ports+streams=%.3f", Version, start, mounted-start, ready-mounted)})
+	err = proto.Serve(ctl, &Service{events: events})
+	return fmt.Errorf("control port: %w", err)
 }
 
 type mount struct {

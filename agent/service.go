@@ -15,7 +15,8 @@ import (
 // Service implements the RPC methods the host calls. Each method is one typed
 // request and reply; errors travel back as their text.
 type Service struct {
-	events *eventWriter
+	events    *eventWriter
+	workloads workloads
 }
 
 // Hello reports the guest's kernel and CPUs.
@@ -90,5 +91,35 @@ func (s *Service) PowerOff(_ proto.Empty, _ *proto.Empty) error {
 		time.Sleep(50 * time.Millisecond)
 		powerOff()
 	}()
+	return nil
+}
+
+// StartWorkload starts worker processes inside a cgroup.
+func (s *Service) StartWorkload(args proto.Workload, reply *proto.WorkloadID) error {
+	id, err := s.workloads.start(args)
+	*reply = id
+	return err
+}
+
+// WaitWorkload waits, bounded, for a workload to finish.
+func (s *Service) WaitWorkload(args proto.WaitWorkload, reply *proto.WorkloadDone) error {
+	done, err := s.workloads.wait(args)
+	*reply = done
+	return err
+}
+
+// KillWorkloads kills every worker still running.
+func (s *Service) KillWorkloads(_ proto.Empty, _ *proto.Empty) error {
+	s.workloads.kill()
+	return nil
+}
+
+// CgroupID returns a cgroup2 directory's id: its inode number.
+func (s *Service) CgroupID(args proto.Path, reply *proto.CgroupID) error {
+	var st unix.Stat_t
+	if err := unix.Stat(args.Path, &st); err != nil {
+		return fmt.Errorf("stat cgroup %s: %w", args.Path, err)
+	}
+	reply.ID = st.Ino
 	return nil
 }

@@ -1,8 +1,8 @@
 // Package proto defines the messages the host and the guest agent exchange.
 //
 // Two virtio-serial ports connect them. On the control port the agent serves
-// net/rpc (gob encoding) under the service name [Service]: every request and
-// reply is one of the typed structs below. On the events port the agent
+// typed calls (see Serve and Client): every request and reply is one of the
+// structs below. On the events port the agent
 // streams [Event] values, one JSON object per line, from boot to power-off:
 // first a "ready" event, then every kernel log and trace_pipe line.
 package proto
@@ -17,9 +17,6 @@ const (
 	ControlPort = "scxcheck.ctl"
 	EventsPort  = "scxcheck.events"
 )
-
-// Service is the net/rpc service name of the agent.
-const Service = "Agent"
 
 // Event kinds.
 const (
@@ -98,4 +95,50 @@ type ExitInfo struct {
 
 func (e ExitInfo) String() string {
 	return fmt.Sprintf("kind=%s(%d) exit_code=%#x exit_cpu=%d reason=%q msg=%q", e.KindName, e.Kind, e.ExitCode, e.ExitCPU, e.Reason, e.Msg)
+}
+
+// Workload kinds.
+const (
+	WorkCPU   = "cpu"   // spin on the CPU for the whole duration
+	WorkSleep = "sleep" // alternate ~1 ms of spinning with ~1 ms of sleep
+)
+
+// Workload asks the agent to start Count worker processes of one Kind inside
+// a cgroup. Workers are placed with CLONE_INTO_CGROUP, so they are in the
+// cgroup from their first instruction (a task moved in after a sub-scheduler
+// attached would not belong to it).
+type Workload struct {
+	// Cgroup is the cgroup2 directory, e.g. /sys/fs/cgroup/t1; "" is the root.
+	Cgroup   string
+	Kind     string
+	Count    int
+	Duration time.Duration
+}
+
+// WorkloadID names a started workload.
+type WorkloadID struct {
+	ID   int
+	PIDs []int
+}
+
+// WaitWorkload waits up to Timeout for a workload's workers to finish.
+type WaitWorkload struct {
+	ID      int
+	Timeout time.Duration
+}
+
+// WorkloadDone reports on a workload.
+type WorkloadDone struct {
+	// Done is true once every worker has exited.
+	Done bool
+	// Exited counts the workers that finished; Failed says why others failed.
+	Exited int
+	Failed []string
+	// Elapsed is the time from start to the last exit (or to now).
+	Elapsed time.Duration
+}
+
+// CgroupID is a cgroup's id as the kernel knows it: its cgroup2 inode.
+type CgroupID struct {
+	ID uint64
 }

@@ -13,9 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/rpc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +108,7 @@ type Machine struct {
 	cmd       *exec.Cmd
 	console   *console
 	events    *EventLog
-	client    *rpc.Client
+	client    *proto.Client
 	conns     []net.Conn
 	stderr    lockedBuffer
 	started   time.Time
@@ -282,7 +280,7 @@ func boot(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		select {
 		case <-m.events.ready:
 			m.bootTime = time.Since(m.started)
-			m.client = rpc.NewClient(ctl)
+			m.client = proto.NewClient(ctl)
 			return m, nil
 		case <-m.exited:
 			return nil, m.exitError("before the agent was ready")
@@ -403,23 +401,29 @@ func (m *Machine) Call(ctx context.Context, method string, args, reply any) erro
 		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
 	}
-	call := m.client.Go(proto.Service+"."+method, args, reply, make(chan *rpc.Call, 1))
+	done := make(chan error, 1)
+	go func() { done <- m.client.Call(ctx, method, args, reply) }()
 	select {
-	case <-call.Done:
-		if call.Error != nil {
-			if errors.Is(call.Error, rpc.ErrShutdown) || errors.Is(call.Error, io.ErrUnexpectedEOF) {
-				<-m.exitedOrAfter(5 * time.Second)
-				if !m.Alive() {
-					return fmt.Errorf("agent call %s: %w", method, m.exitError("during the call"))
-				}
+	case err := <-done:
+		var remote *proto.RemoteError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &remote):
+			return fmt.Errorf("agent call %s: %w", method, err)
+		case errors.Is(err, proto.ErrClosed):
+			<-m.exitedOrAfter(5 * time.Second)
+			if !m.Alive() {
+				return fmt.Errorf("agent call %s: %w", method, m.exitError("during the call"))
 			}
-			return fmt.Errorf("agent call %s: %w", method, call.Error)
+			return fmt.Errorf("agent call %s: %w", method, err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("agent call %s: no answer: %w%s", method, ctx.Err(), m.consoleContext())
+		default:
+			return fmt.Errorf("agent call %s: %w", method, err)
 		}
-		return nil
 	case <-m.exited:
 		return fmt.Errorf("agent call %s: %w", method, m.exitError("during the call"))
-	case <-ctx.Done():
-		return fmt.Errorf("agent call %s: no answer: %w%s", method, ctx.Err(), m.consoleContext())
 	}
 }
 
@@ -467,9 +471,6 @@ func (m *Machine) Close() error {
 			case <-m.exited:
 			case <-time.After(10 * time.Second):
 			}
-		}
-		if m.client != nil {
-			m.client.Close()
 		}
 		for _, c := range m.conns {
 			c.Close()

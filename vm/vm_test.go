@@ -10,12 +10,12 @@ import (
 
 func TestClassifyLine(t *testing.T) {
 	for line, want := range map[string]FaultKind{
-		"[    3.1] Kernel panic - not syncing: Fatal exception in interrupt":         FaultPanic,
-		"[    2.9] BUG: TASK stack guard page was hit at 00000000f2a5c1e8":           FaultBUG,
-		"[    2.9] Oops: stack guard page: 0000 [#1] SMP NOPTI":                      FaultOops,
+		"[    3.1] Kernel panic - not syncing: Fatal exception in interrupt":          FaultPanic,
+		"[    2.9] BUG: TASK stack guard page was hit at 00000000f2a5c1e8":            FaultBUG,
+		"[    2.9] Oops: stack guard page: 0000 [#1] SMP NOPTI":                       FaultOops,
 		"[    4.0] WARNING: CPU: 1 PID: 77 at kernel/sched/ext/ext.c:123 foo+0x1/0x2": FaultWarning,
-		"[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:":            FaultRCUStall,
-		"[  120.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.":     FaultHungTask,
+		"[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:":             FaultRCUStall,
+		"[  120.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.":      FaultHungTask,
 	} {
 		got, ok := ClassifyLine(line)
 		if !ok || got != want {

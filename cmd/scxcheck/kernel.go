@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+
+	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/debian"
+	"github.com/scxcheck/scxcheck/vm"
+)
+
+// kernelFlags are the flags every command that boots a kernel takes.
+type kernelFlags struct {
+	kernel string
+	cache  string
+	mirror string
+	accel  string
+	qemu   string
+}
+
+func (k *kernelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.kernel, "kernel", "", "boot this kernel `image` (bzImage or ELF vmlinux) instead of the default Debian kernel")
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for the default kernel (default: the one in the machine's apt sources)")
+	fs.StringVar(&k.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
+	fs.StringVar(&k.qemu, "qemu", "qemu-system-x86_64", "QEMU `binary`")
+}
+
+func (k *kernelFlags) cacheDir() (string, error) {
+	if k.cache != "" {
+		return k.cache, nil
+	}
+	d, err := debian.DefaultCacheDir()
+	if err != nil {
+		return "", badInput(fmt.Errorf("find the cache directory: %w (pass --cache)", err))
+	}
+	return d, nil
+}
+
+// checkQEMU fails early, with what to install, when QEMU is missing.
+func (k *kernelFlags) checkQEMU() error {
+	if _, err := exec.LookPath(k.qemu); err != nil {
+		return infraError(fmt.Errorf("%s not found: install QEMU (on Debian: apt-get install qemu-system-x86) or pass --qemu PATH", k.qemu))
+	}
+	return nil
+}
+
+func (k *kernelFlags) accelerator() (vm.Accel, error) {
+	a, err := vm.ParseAccel(k.accel)
+	if err != nil {
+		return "", usageErrorf("--accel: %v", err)
+	}
+	return a, nil
+}
+
+// image resolves the kernel to boot: --kernel, else the newest complete
+// cached Debian kernel, else a fresh fetch.
+func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, error) {
+	if k.kernel != "" {
+		img, err := kernel.Open(k.kernel)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		if err := img.CheckConfig(); err != nil {
+			return nil, badInput(err)
+		}
+		return img, nil
+	}
+	dir, err := k.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	img, err := debian.Cached(dir, "")
+	if err == nil {
+		return img, nil
+	}
+	if !errors.Is(err, debian.ErrNotCached) {
+		return nil, infraError(err)
+	}
+	fmt.Fprintf(log, "scxcheck: no default kernel in %s yet; fetching it\n", dir)
+	return k.fetch(ctx, "", log)
+}
+
+func (k *kernelFlags) fetch(ctx context.Context, version string, log io.Writer) (*kernel.Image, error) {
+	dir, err := k.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	f := &debian.Fetcher{
+		CacheDir: dir,
+		Mirror:   k.mirror,
+		Version:  version,
+		Log:      func(format string, args ...any) { fmt.Fprintf(log, "scxcheck: "+format+"\n", args...) },
+	}
+	img, err := f.Fetch(ctx)
+	if err != nil {
+		if errors.Is(err, kernel.ErrConfig) {
+			return nil, badInput(err)
+		}
+		return nil, infraError(err)
+	}
+	return img, nil
+}
+
+func cmdKernelFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var k kernelFlags
+	var version string
+	fs := newFlagSet("kernel fetch", `Fetches Debian's prebuilt cloud-amd64 kernel with CONFIG_EXT_SUB_SCHED=y (resolved through
+the linux-image-cloud-amd64 metapackage of Debian unstable, trixie-backports as fallback)
+into the cache, using apt-get with a private configuration under the cache directory:
+/etc/apt is never changed and nothing is installed into the system. Extracts the
+uncompressed vmlinux for the faster PVH boot, checks the config, and prints the path.`, stdout)
+	fs.StringVar(&version, "version", "", "pin a kernel `release`, e.g. 7.2.13+deb14-cloud-amd64 (default: the current one)")
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` (default: the one in the machine's apt sources)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	img, err := k.fetch(ctx, version, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, img.Boot)
+	return nil
+}

@@ -1,0 +1,158 @@
+// Command scxcheck verifies the Linux kernel's sched_ext cgroup
+// sub-schedulers (CONFIG_EXT_SUB_SCHED) on a real kernel in a QEMU VM.
+//
+// The same binary is the guest agent: started as PID 1 in the VM's
+// initramfs, it hands over to package agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/scxcheck/scxcheck/agent"
+)
+
+// Exit codes, documented in the usage text.
+const (
+	exitPass  = 0
+	exitFail  = 1
+	exitUsage = 2
+	exitInfra = 3
+)
+
+const usage = `scxcheck verifies sched_ext cgroup sub-schedulers (CONFIG_EXT_SUB_SCHED) on a
+real kernel in a QEMU VM: it boots the kernel with a guest agent, loads fixture
+BPF schedulers and checks what the kernel does.
+
+Usage:
+  scxcheck run [flags]            run the suites against a kernel (default: Debian's, fetched on first use)
+  scxcheck kernel fetch [flags]   fetch Debian's prebuilt kernel with sub-schedulers into the cache
+  scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
+  scxcheck help [command]         show help for a command
+
+Run 'scxcheck <command> --help' for a command's flags.
+
+Exit codes:
+  0  every spec passed (skipped specs are reported, not counted as passes)
+  1  a spec failed
+  2  usage error or bad input (unknown flag, missing kernel, kernel without sched_ext)
+  3  infrastructure error (QEMU missing, kernel did not boot, mirror unreachable)
+`
+
+func main() {
+	if agent.IsInit() {
+		agent.Main()
+	}
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the command line args and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := dispatch(ctx, args, stdout, stderr)
+	if err == nil {
+		return exitPass
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitPass
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "scxcheck: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "scxcheck: %v\n", err)
+	return exitInfra
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{code: exitUsage}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "help":
+		if len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return dispatch(ctx, append(rest, "--help"), stdout, stderr)
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "kernel":
+		if len(rest) == 0 || rest[0] != "fetch" {
+			return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch'")
+		}
+		return cmdKernelFetch(ctx, rest[1:], stdout, stderr)
+	case "bench":
+		if len(rest) == 0 || rest[0] != "boot" {
+			return usageErrorf("bench: want a benchmark: 'scxcheck bench boot'")
+		}
+		return cmdBenchBoot(ctx, rest[1:], stdout, stderr)
+	default:
+		return usageErrorf("unknown command %q (run 'scxcheck --help')", cmd)
+	}
+}
+
+// exitError carries an exit code; err, if set, is printed as one line.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func badInput(err error) error { return exitError{code: exitUsage, err: err} }
+
+func infraError(err error) error { return exitError{code: exitInfra, err: err} }
+
+// newFlagSet returns a flag set that prints its usage to stdout on --help and
+// reports parse errors as usage errors.
+func newFlagSet(name, summary string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: scxcheck %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return err
+		}
+		return usageErrorf("%s: %v (run 'scxcheck %s --help')", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("%s: unexpected argument %q (run 'scxcheck %s --help')", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/scxcheck/scxcheck/suites"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		k           kernelFlags
+		labelFilter string
+		focus       string
+		junit       string
+		artifacts   string
+		verbose     bool
+		timeout     time.Duration
+	)
+	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
+Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
+into the cache on first use.
+
+Labels select one concern: boot, dispatch, distant, nesting, recursion, teardown.
+Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout)
+	k.register(fs)
+	fs.StringVar(&labelFilter, "label-filter", "", "run only the specs matching this Ginkgo label `expression`, e.g. 'boot || dispatch'")
+	fs.StringVar(&focus, "focus", "", "run only the specs whose text matches this `regexp`")
+	fs.StringVar(&junit, "junit", "", "write a JUnit XML report to this `file`")
+	fs.StringVar(&artifacts, "artifacts", "", "write console logs and event streams into this `directory`")
+	fs.BoolVar(&verbose, "v", false, "verbose Ginkgo output")
+	fs.DurationVar(&timeout, "timeout", time.Hour, "fail the run after this `duration`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	accel, err := k.accelerator()
+	if err != nil {
+		return err
+	}
+	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
+		return usageErrorf("--label-filter %q: %v", labelFilter, err)
+	}
+	img, err := k.image(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if err := k.checkQEMU(); err != nil {
+		return err
+	}
+
+	suiteConfig := types.NewDefaultSuiteConfig()
+	suiteConfig.LabelFilter = labelFilter
+	if focus != "" {
+		suiteConfig.FocusStrings = []string{focus}
+	}
+	suiteConfig.Timeout = timeout
+	reporterConfig := types.NewDefaultReporterConfig()
+	reporterConfig.JUnitReport = junit
+	reporterConfig.Verbose = verbose
+	reporterConfig.NoColor = !isTerminal(os.Stdout)
+
+	fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
+	res := suites.Run(&fakeT{}, suites.Options{
+		Kernel:    img.Boot,
+		Accel:     accel,
+		QEMU:      k.qemu,
+		Artifacts: artifacts,
+		Log:       func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
+	}, suiteConfig, reporterConfig)
+	fmt.Fprint(stdout, res.Summary())
+	switch {
+	case res.Infra != nil:
+		return infraError(res.Infra)
+	case res.Failed > 0:
+		return exitError{code: exitFail}
+	}
+	return nil
+}
+
+// fakeT stands in for testing.T when the suites run outside go test.
+type fakeT struct{ failed bool }
+
+func (t *fakeT) Fail() { t.failed = true }
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
