@@ -57,14 +57,14 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 	}
 	b, _ := json.Marshal(shared{Dir: dir, Initramfs: initrd})
 	return b
-}, func(b []byte) {
+}, func(ctx SpecContext, b []byte) {
 	var s shared
 	if err := json.Unmarshal(b, &s); err != nil {
 		infra(err)
 	}
 	run.initramfs = s.Initramfs
 	run.sharedDir = s.Dir
-	if err := bootGuest("suite start"); err != nil {
+	if err := bootGuest(ctx, "suite start"); err != nil {
 		infra(err)
 	}
 })
@@ -96,12 +96,12 @@ func infra(err error) {
 }
 
 // bootGuest boots a fresh VM and probes it; why says what prompted it.
-func bootGuest(why string) error {
+func bootGuest(ctx context.Context, why string) error {
 	if guest != nil {
 		guest.Close()
 		guest = nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*vm.DefaultReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 3*vm.DefaultReadyTimeout)
 	defer cancel()
 	accel := run.opts.Accel
 	if run.result.Accel != "" {
@@ -135,14 +135,14 @@ func bootGuest(why string) error {
 }
 
 // Every spec starts with a live VM and ends with a check of the console.
-var _ = BeforeEach(func() {
+var _ = BeforeEach(func(ctx SpecContext) {
 	if guest == nil || !guest.Alive() {
 		why := "the previous VM exited"
 		if guest == nil {
 			why = "no VM"
 		}
 		AddReportEntry("VM rebooted", why)
-		if err := bootGuest(why); err != nil {
+		if err := bootGuest(ctx, why); err != nil {
 			infra(err)
 		}
 	}

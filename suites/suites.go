@@ -12,6 +12,7 @@ package suites
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -120,7 +121,11 @@ func Run(t T, opts Options, suite types.SuiteConfig, rep types.ReporterConfig) R
 	}
 	run = &runState{opts: opts, result: Result{SkipReasons: map[string]int{}}}
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "scxcheck", suite, rep)
+	if !RunSpecs(t, "scxcheck", suite, rep) && run.result.Failed == 0 && run.result.Infra == nil {
+		// Interrupted, timed out, or a setup node failed without saying why:
+		// whatever it was, the kernel was not tested.
+		run.result.Infra = errors.New("the suite did not complete (interrupted, timed out, or a setup node failed); see the output above")
+	}
 	return run.result
 }
 

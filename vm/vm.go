@@ -254,6 +254,8 @@ func boot(ctx context.Context, cfg Config) (_ *Machine, err error) {
 			return nil, m.exitError("before connecting its serial ports")
 		case <-time.After(30 * time.Second):
 			return nil, fmt.Errorf("%w: QEMU did not connect its serial ports in 30s", ErrBoot)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("boot VM: %w", ctx.Err())
 		}
 	}
 	ctl, err := accept(ctlL)
