@@ -9,7 +9,7 @@ BIN     := bin/scxcheck
 DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev
 ARGS    ?=
 
-.PHONY: all build deps kernel run test test-unit test-suites test-slow vet bench clean
+.PHONY: all build deps kernel run test test-slow vet bench clean generate check-generate
 
 all: build
 
@@ -38,8 +38,22 @@ run: deps build
 vet:
 	$(GO) vet ./...
 
+# generate recompiles the BPF fixtures with bpf2go (clang-19) against a
+# vmlinux.h dumped from the default kernel's BTF into the cache (not
+# committed: ~134k lines, tied to one kernel build).
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/scxcheck
+generate: build
+	@k=$$($(BIN) kernel fetch) && rel=$$(basename $$(dirname $$k)) && dir=$(CACHE_DIR)/btf/$$rel && \
+	mkdir -p $$dir && { [ -s $$dir/vmlinux.h ] || bpftool btf dump file $$k format c > $$dir/vmlinux.h.tmp && mv $$dir/vmlinux.h.tmp $$dir/vmlinux.h; } && \
+	SCXCHECK_VMLINUX_H_DIR=$$dir $(GO) generate ./fixtures
+
+# check-generate fails if the committed fixture objects are not what the
+# sources compile to.
+check-generate: generate
+	@git diff --exit-code --stat -- fixtures || { echo "fixtures: committed objects differ from a fresh 'make generate'; commit the regenerated files"; exit 1; }
+
 # test: the project's tests, the suites included, against the default kernel.
-test: deps build vet
+test: deps build vet check-generate
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites)
 	SCXCHECK_KERNEL=$$($(BIN) kernel fetch) $(GO) test -count=1 -v -timeout 20m ./suites
 

@@ -21,3 +21,5 @@ require (
 	golang.org/x/tools v0.45.0 // indirect
 	rsc.io/script v0.0.2 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

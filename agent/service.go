@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,8 +17,12 @@ import (
 // Service implements the RPC methods the host calls. Each method is one typed
 // request and reply; errors travel back as their text.
 type Service struct {
-	events    *eventWriter
-	workloads workloads
+	events     *eventWriter
+	workloads  workloads
+	schedulers schedulers
+
+	mu      sync.Mutex
+	cgroups []string // created by Mkdir under /sys/fs/cgroup, for Reset
 }
 
 // Hello reports the guest's kernel and CPUs.
@@ -72,9 +78,17 @@ func (s *Service) ReadDir(args proto.Path, reply *proto.DirEntries) error {
 	return nil
 }
 
-// Mkdir creates a guest directory, e.g. a cgroup.
+// Mkdir creates a guest directory, e.g. a cgroup; Reset removes the cgroups.
 func (s *Service) Mkdir(args proto.Path, _ *proto.Empty) error {
-	return os.Mkdir(args.Path, 0o755)
+	if err := os.Mkdir(args.Path, 0o755); err != nil {
+		return err
+	}
+	if strings.HasPrefix(args.Path, "/sys/fs/cgroup/") {
+		s.mu.Lock()
+		s.cgroups = append(s.cgroups, args.Path)
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 // Rmdir removes a guest directory, e.g. a cgroup.

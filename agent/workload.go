@@ -151,7 +151,7 @@ func (w *workloads) wait(req proto.WaitWorkload) (proto.WorkloadDone, error) {
 	return res, nil
 }
 
-// kill stops every worker of every workload; used to reset between specs.
+// kill stops every worker of every workload.
 func (w *workloads) kill() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -160,4 +160,27 @@ func (w *workloads) kill() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// killAndReap kills every worker, waits up to timeout for them to be reaped,
+// forgets the workloads and returns how many workers were still running.
+func (w *workloads) killAndReap(timeout time.Duration) int {
+	w.kill()
+	w.mu.Lock()
+	all := w.all
+	w.all = nil
+	w.mu.Unlock()
+	running := 0
+	deadline := time.After(timeout)
+	for _, wl := range all {
+		wl.mu.Lock()
+		running += len(wl.pids) - wl.exited - len(wl.failed)
+		wl.mu.Unlock()
+		select {
+		case <-wl.done:
+		case <-deadline:
+			return running
+		}
+	}
+	return running
 }

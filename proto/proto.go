@@ -142,3 +142,52 @@ type WorkloadDone struct {
 type CgroupID struct {
 	ID uint64
 }
+
+// LoadScheduler asks the agent to load a fixture scheduler and, unless
+// NoAttach, attach it: as the root scheduler when Cgroup is "", else as a
+// sub-scheduler of that cgroup2 directory (its inode becomes sub_cgroup_id).
+type LoadScheduler struct {
+	Fixture   string // a name from fixtures.Names()
+	Name      string // ops.name, also the name the fixture traces under
+	Cgroup    string // e.g. /sys/fs/cgroup/t1; "" for the root
+	// CgroupID, if set, is used as sub_cgroup_id instead of Cgroup's inode:
+	// for ids that name no cgroup.
+	CgroupID uint64
+	TimeoutMs uint32
+	Flags     uint64
+	Knobs     map[string]uint64 // rodata knobs by variable name
+	NoAttach  bool
+}
+
+// SchedulerID names a loaded scheduler in later calls.
+type SchedulerID struct {
+	ID int
+	// CgroupID is the sub_cgroup_id it was given (0 for the root).
+	CgroupID uint64
+}
+
+// Counters are a fixture's .bss counters by name.
+type Counters struct {
+	Values map[string]uint64
+}
+
+// ProgStat is one BPF program's bpf_prog_info statistics.
+type ProgStat struct {
+	Name            string
+	RecursionMisses uint64
+	RunCount        uint64
+}
+
+// ProgStats lists a scheduler's struct_ops programs.
+type ProgStats struct {
+	Progs []ProgStat
+}
+
+// ResetReport says what Reset had to clean up.
+type ResetReport struct {
+	Detached []string // schedulers whose links were still open
+	Removed  []string // cgroups removed
+	Killed   int      // workers killed
+	// State is /sys/kernel/sched_ext/state afterwards: "disabled" when clean.
+	State string
+}

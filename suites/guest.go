@@ -24,8 +24,9 @@ type Guest struct {
 	// Hello is the agent's greeting: kernel release and CPUs.
 	Hello proto.Hello
 
-	specMark   int // event-log mark at the start of the running spec
-	specFaults int // console faults seen before the running spec
+	specMark   int    // event-log mark at the start of the running spec
+	specFaults int    // console faults seen before the running spec
+	taint      string // /proc/sys/kernel/tainted after boot
 }
 
 // guest is this process's VM; see ensureGuest.
@@ -109,11 +110,12 @@ func bootGuest(ctx context.Context, why string) error {
 	}
 	run.opts.Log("booting %s (%s; %s)", filepath.Base(run.opts.Kernel), accel, why)
 	m, err := vm.Boot(ctx, vm.Config{
-		Kernel:    run.opts.Kernel,
-		Initramfs: run.initramfs,
-		Accel:     accel,
-		QEMU:      run.opts.QEMU,
-		Log:       run.opts.Log,
+		Kernel:     run.opts.Kernel,
+		Initramfs:  run.initramfs,
+		Accel:      accel,
+		TCGThreads: run.opts.TCGThreads,
+		QEMU:       run.opts.QEMU,
+		Log:        run.opts.Log,
 	})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", run.opts.Kernel, err)
@@ -126,6 +128,9 @@ func bootGuest(ctx context.Context, why string) error {
 	if err := m.Call(ctx, "Probe", proto.Empty{}, &g.Caps); err != nil {
 		m.Close()
 		return err
+	}
+	if t, err := g.ReadFile("/proc/sys/kernel/tainted"); err == nil {
+		g.taint = strings.TrimSpace(t)
 	}
 	run.result.Accel = m.Accel()
 	run.result.BootTimes = append(run.result.BootTimes, m.BootTime())
@@ -150,21 +155,42 @@ var _ = BeforeEach(func(ctx SpecContext) {
 	guest.specFaults = len(guest.Faults())
 })
 
-var _ = AfterEach(func() {
+var _ = AfterEach(func(ctx SpecContext) {
 	if guest == nil {
 		return
 	}
 	faults := guest.Faults()
 	if CurrentSpecReport().Failed() || len(faults) > guest.specFaults {
 		AddReportEntry("console tail", guest.ConsoleTail(40))
-		AddReportEntry("kernel log", strings.Join(guest.Events().Lines(guest.specMark, proto.EventKmsg), "\n"))
+		AddReportEntry("kernel log", strings.Join(guest.KernelLog(), "\n"))
+		if dump := guest.Dump(); len(dump) > 0 {
+			AddReportEntry("sched_ext dump", strings.Join(dump, "\n"))
+		}
 	}
 	if len(faults) > guest.specFaults {
 		f := faults[guest.specFaults]
 		// The kernel is not to be trusted after a fault: the next spec
 		// gets a fresh VM.
+		g := guest
+		g.Close()
+		Fail(fmt.Sprintf("kernel %s during the spec: %s\n%s", f.Kind, f.Line, g.FaultExcerpt(f)))
+	}
+	if !guest.Alive() {
+		return // BeforeEach of the next spec boots a new one
+	}
+	// Back to a clean state for the next spec; if that fails, a fresh VM.
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if r, err := guest.Reset(rctx); err != nil {
+		AddReportEntry("VM replaced", fmt.Sprintf("reset after the spec failed: %v (report %+v)", err, r))
+		run.opts.Log("reset failed (%v); the next spec gets a fresh VM", err)
 		guest.Close()
-		Fail(fmt.Sprintf("kernel %s during the spec: %s\n%s", f.Kind, f.Line, guest.FaultExcerpt(f)))
+		return
+	}
+	if t, err := guest.ReadFile("/proc/sys/kernel/tainted"); err == nil && strings.TrimSpace(t) != guest.taint {
+		AddReportEntry("VM replaced", fmt.Sprintf("kernel taint changed from %s to %s", guest.taint, strings.TrimSpace(t)))
+		run.opts.Log("kernel tainted (%s); the next spec gets a fresh VM", strings.TrimSpace(t))
+		guest.Close()
 	}
 })
 

@@ -33,6 +33,8 @@ type Options struct {
 	Kernel string
 	// Accel is QEMU's accelerator; "" means auto.
 	Accel vm.Accel
+	// TCGThreads is TCG's threading mode; "" means single.
+	TCGThreads vm.TCGThreads
 	// QEMU is the emulator binary; "" means qemu-system-x86_64.
 	QEMU string
 	// Artifacts, if set, receives the console log and event stream.
@@ -45,9 +47,10 @@ type Options struct {
 // SCXCHECK_ACCEL, SCXCHECK_ARTIFACTS.
 func OptionsFromEnv() (Options, error) {
 	o := Options{
-		Kernel:    os.Getenv("SCXCHECK_KERNEL"),
-		Accel:     vm.Accel(os.Getenv("SCXCHECK_ACCEL")),
-		Artifacts: os.Getenv("SCXCHECK_ARTIFACTS"),
+		Kernel:     os.Getenv("SCXCHECK_KERNEL"),
+		Accel:      vm.Accel(os.Getenv("SCXCHECK_ACCEL")),
+		Artifacts:  os.Getenv("SCXCHECK_ARTIFACTS"),
+		TCGThreads: vm.TCGThreads(os.Getenv("SCXCHECK_TCG_THREADS")),
 	}
 	if o.Kernel == "" {
 		return o, fmt.Errorf("SCXCHECK_KERNEL is not set: point it at a kernel image (`scxcheck kernel fetch` prints the default one's path)")
@@ -133,17 +136,16 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	if run == nil || r.LeafNodeType != types.NodeTypeIt {
 		return
 	}
+	if r.State == types.SpecStateSkipped && r.Failure.Message == "" {
+		return // not selected by the label filter or focus: not run, not a skip
+	}
 	res := &run.result
 	switch {
 	case r.State == types.SpecStatePassed:
 		res.Passed++
 	case r.State == types.SpecStateSkipped:
 		res.Skipped++
-		reason := strings.TrimSpace(r.Failure.Message)
-		if reason == "" {
-			reason = "skipped by the run"
-		}
-		res.SkipReasons[reason]++
+		res.SkipReasons[strings.TrimSpace(r.Failure.Message)]++
 	case r.State.Is(types.SpecStateFailureStates):
 		res.Failed++
 	}

@@ -39,6 +39,10 @@ like: the agent run powers off as soon as it is ready.`, stdout)
 	if err != nil {
 		return err
 	}
+	threads, err := k.tcgThreads()
+	if err != nil {
+		return err
+	}
 	img, err := k.image(ctx, stderr)
 	if err != nil {
 		return err
@@ -66,7 +70,7 @@ like: the agent run powers off as soon as it is ready.`, stdout)
 		return infraError(err)
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) }
-	cfg := vm.Config{Kernel: img.Boot, Accel: accel, QEMU: k.qemu, Log: logf}
+	cfg := vm.Config{Kernel: img.Boot, Accel: accel, TCGThreads: threads, QEMU: k.qemu, Log: logf}
 
 	// A first boot resolves the accelerator; it is not measured.
 	logf("warm-up boot of %s (%s)", img.Boot, accel)
@@ -99,7 +103,7 @@ like: the agent run powers off as soon as it is ready.`, stdout)
 	}
 	mr, me, mb := median(ready), median(agentExit), median(bareExit)
 	ratio := float64(me) / float64(mb)
-	fmt.Fprintf(stdout, "boot benchmark: %s, accel %s, %d runs each, medians:\n", filepath.Base(img.Boot), cfg.Accel, runs)
+	fmt.Fprintf(stdout, "boot benchmark: %s, accel %s (TCG threads: %s), %d runs each, medians:\n", filepath.Base(img.Boot), cfg.Accel, threads, runs)
 	fmt.Fprintf(stdout, "  agent ready            %8s  (target ≤ %s: %s)\n", ms(mr), targetReady, verdict(mr <= targetReady))
 	fmt.Fprintf(stdout, "  agent, start to exit   %8s\n", ms(me))
 	fmt.Fprintf(stdout, "  bare,  start to exit   %8s\n", ms(mb))

@@ -19,6 +19,7 @@ type kernelFlags struct {
 	cache  string
 	mirror string
 	accel  string
+	tcg    string
 	qemu   string
 }
 
@@ -27,6 +28,7 @@ func (k *kernelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for the default kernel (default: the one in the machine's apt sources)")
 	fs.StringVar(&k.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
+	fs.StringVar(&k.tcg, "tcg-threads", "single", "TCG threading: single (default; multi races with the kernel's live code patching on QEMU 7.2) or multi")
 	fs.StringVar(&k.qemu, "qemu", "qemu-system-x86_64", "QEMU `binary`")
 }
 
@@ -47,6 +49,14 @@ func (k *kernelFlags) checkQEMU() error {
 		return infraError(fmt.Errorf("%s not found: install QEMU (on Debian: apt-get install qemu-system-x86) or pass --qemu PATH", k.qemu))
 	}
 	return nil
+}
+
+func (k *kernelFlags) tcgThreads() (vm.TCGThreads, error) {
+	t, err := vm.ParseTCGThreads(k.tcg)
+	if err != nil {
+		return "", usageErrorf("--tcg-threads: %v", err)
+	}
+	return t, nil
 }
 
 func (k *kernelFlags) accelerator() (vm.Accel, error) {

@@ -43,6 +43,10 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	if err != nil {
 		return err
 	}
+	threads, err := k.tcgThreads()
+	if err != nil {
+		return err
+	}
 	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
 		return usageErrorf("--label-filter %q: %v", labelFilter, err)
 	}
@@ -67,11 +71,12 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 
 	fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
 	res := suites.Run(&fakeT{}, suites.Options{
-		Kernel:    img.Boot,
-		Accel:     accel,
-		QEMU:      k.qemu,
-		Artifacts: artifacts,
-		Log:       func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
+		Kernel:     img.Boot,
+		Accel:      accel,
+		TCGThreads: threads,
+		QEMU:       k.qemu,
+		Artifacts:  artifacts,
+		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
 	fmt.Fprint(stdout, res.Summary())
 	switch {

@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scxcheck/scxcheck/fixtures"
+	"github.com/scxcheck/scxcheck/proto"
+	"github.com/scxcheck/scxcheck/sched"
+)
+
+// schedulers are the fixture schedulers the host loaded, by id.
+type schedulers struct {
+	mu   sync.Mutex
+	next int
+	all  map[int]*sched.Scheduler
+}
+
+func (s *schedulers) load(req proto.LoadScheduler) (proto.SchedulerID, error) {
+	spec, err := fixtures.Spec(req.Fixture)
+	if err != nil {
+		return proto.SchedulerID{}, err
+	}
+	cgid := req.CgroupID
+	if req.Cgroup != "" && cgid == 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(req.Cgroup, &st); err != nil {
+			return proto.SchedulerID{}, fmt.Errorf("load %s on cgroup %s: %w", req.Name, req.Cgroup, err)
+		}
+		cgid = st.Ino
+	}
+	sch, err := sched.Load(spec, nil, sched.Options{
+		Name:        req.Name,
+		TimeoutMs:   req.TimeoutMs,
+		Flags:       req.Flags,
+		SubCgroupID: cgid,
+		Knobs:       req.Knobs,
+	})
+	if err != nil {
+		// %+v carries the whole verifier log to the host.
+		return proto.SchedulerID{}, fmt.Errorf("%+v", err)
+	}
+	if !req.NoAttach {
+		if err := sch.Attach(); err != nil {
+			sch.Close()
+			return proto.SchedulerID{}, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.all == nil {
+		s.all = map[int]*sched.Scheduler{}
+	}
+	s.next++
+	s.all[s.next] = sch
+	return proto.SchedulerID{ID: s.next, CgroupID: cgid}, nil
+}
+
+func (s *schedulers) get(id int) (*sched.Scheduler, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sch := s.all[id]; sch != nil {
+		return sch, nil
+	}
+	return nil, fmt.Errorf("no scheduler %d", id)
+}
+
+// closeAll detaches and closes every scheduler, children before parents
+// (the newest first), and returns the names of those still attached.
+func (s *schedulers) closeAll() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int, 0, len(s.all))
+	for id := range s.all {
+		ids = append(ids, id)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(ids)))
+	var detached []string
+	for _, id := range ids {
+		if s.all[id].Attached() {
+			detached = append(detached, s.all[id].Name())
+		}
+		s.all[id].Close()
+		delete(s.all, id)
+	}
+	return detached
+}
+
+// LoadScheduler loads a fixture and attaches it.
+func (s *Service) LoadScheduler(args proto.LoadScheduler, reply *proto.SchedulerID) error {
+	id, err := s.schedulers.load(args)
+	*reply = id
+	return err
+}
+
+// DetachScheduler closes a scheduler's link.
+func (s *Service) DetachScheduler(args proto.SchedulerID, _ *proto.Empty) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	return sch.Detach()
+}
+
+// SchedulerExit reads a scheduler's exit info.
+func (s *Service) SchedulerExit(args proto.SchedulerID, reply *proto.ExitInfo) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	info, err := sch.Exit()
+	if err != nil {
+		return err
+	}
+	*reply = proto.ExitInfo{Kind: info.Kind, KindName: info.KindName, ExitCode: info.ExitCode, ExitCPU: info.ExitCPU, Reason: info.Reason, Msg: info.Msg}
+	return nil
+}
+
+// SchedulerCounters reads a scheduler's counters.
+func (s *Service) SchedulerCounters(args proto.SchedulerID, reply *proto.Counters) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	reply.Values, err = sch.Counters()
+	return err
+}
+
+// SchedulerProgStats reads the statistics of a scheduler's dispatch programs.
+func (s *Service) SchedulerProgStats(args proto.SchedulerID, reply *proto.ProgStats) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	for name, p := range sch.DispatchPrograms() {
+		st, err := p.Stats()
+		if err != nil {
+			return fmt.Errorf("stats of %s program %s: %w", sch.Name(), name, err)
+		}
+		reply.Progs = append(reply.Progs, proto.ProgStat{Name: name, RecursionMisses: st.RecursionMisses, RunCount: st.RunCount})
+	}
+	sort.Slice(reply.Progs, func(i, j int) bool { return reply.Progs[i].Name < reply.Progs[j].Name })
+	return nil
+}
+
+// Reset returns the guest to a clean state between specs: every scheduler
+// detached, every worker killed and reaped, every cgroup the host made
+// removed (deepest first), and sched_ext back to disabled.
+func (s *Service) Reset(_ proto.Empty, reply *proto.ResetReport) error {
+	reply.Detached = s.schedulers.closeAll()
+	reply.Killed = s.workloads.killAndReap(10 * time.Second)
+
+	s.mu.Lock()
+	cgroups := s.cgroups
+	s.cgroups = nil
+	s.mu.Unlock()
+	sort.Slice(cgroups, func(i, j int) bool { return strings.Count(cgroups[i], "/") > strings.Count(cgroups[j], "/") })
+	var errs []error
+	for _, cg := range cgroups {
+		err := retry(5*time.Second, func() error { return unix.Rmdir(cg) })
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", cg, err))
+			continue
+		}
+		reply.Removed = append(reply.Removed, cg)
+	}
+	err := retry(10*time.Second, func() error {
+		b, err := os.ReadFile("/sys/kernel/sched_ext/state")
+		if err != nil {
+			return err
+		}
+		reply.State = strings.TrimSpace(string(b))
+		if reply.State != "disabled" {
+			return fmt.Errorf("sched_ext state is %q", reply.State)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// retry calls f until it succeeds or the timeout passes; cgroup removal and
+// scheduler teardown finish asynchronously in the kernel.
+func retry(timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
