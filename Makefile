@@ -44,7 +44,7 @@ vet:
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/scxcheck
 generate: build
 	@k=$$($(BIN) kernel fetch) && rel=$$(basename $$(dirname $$k)) && dir=$(CACHE_DIR)/btf/$$rel && \
-	mkdir -p $$dir && { [ -s $$dir/vmlinux.h ] || bpftool btf dump file $$k format c > $$dir/vmlinux.h.tmp && mv $$dir/vmlinux.h.tmp $$dir/vmlinux.h; } && \
+	mkdir -p $$dir && { [ -s $$dir/vmlinux.h ] || { bpftool btf dump file $$k format c > $$dir/vmlinux.h.tmp && mv $$dir/vmlinux.h.tmp $$dir/vmlinux.h; }; } && \
 	SCXCHECK_VMLINUX_H_DIR=$$dir $(GO) generate ./fixtures
 
 # check-generate fails if the committed fixture objects are not what the
