@@ -196,7 +196,7 @@ func describeExit(actual any) string {
 // HaveLogged succeeds if a []string of kernel log lines has a line containing
 // text (a string) or matching a Gomega matcher.
 func HaveLogged(text any) types.GomegaMatcher {
-	m := &loggedMatcher{}
+	m := &loggedMatcher{what: "kernel log line"}
 	if gm, ok := text.(types.GomegaMatcher); ok {
 		m.line = gm
 	} else {
@@ -207,6 +207,7 @@ func HaveLogged(text any) types.GomegaMatcher {
 
 type loggedMatcher struct {
 	line types.GomegaMatcher
+	what string
 }
 
 func (m *loggedMatcher) Match(actual any) (bool, error) {
@@ -225,11 +226,11 @@ func (m *loggedMatcher) Match(actual any) (bool, error) {
 }
 
 func (m *loggedMatcher) FailureMessage(actual any) string {
-	return fmt.Sprintf("expected a kernel log line %s, in:\n%s", strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+	return fmt.Sprintf("expected a %s %s, in:\n%s", m.what, strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
 }
 
 func (m *loggedMatcher) NegatedFailureMessage(actual any) string {
-	return fmt.Sprintf("expected no kernel log line %s, in:\n%s", strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+	return fmt.Sprintf("expected no %s %s, in:\n%s", m.what, strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
 }
 
 func tail(actual any) string {
@@ -239,4 +240,12 @@ func tail(actual any) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "    " + strings.Join(lines, "\n    ")
+}
+
+// HaveDumpHeader succeeds if sched_ext_dump lines ([]string) hold the header
+// the kernel writes for scheduler name: "<name>: root" for the root, or
+// "<name>: sub<level>-<cgid> <path>" for a sub-scheduler (pass that part as
+// which, e.g. "sub1-47 /a").
+func HaveDumpHeader(name, which string) types.GomegaMatcher {
+	return &loggedMatcher{line: gomega.HavePrefix(name + ": " + which), what: "sched_ext dump header"}
 }

@@ -100,3 +100,16 @@ func TestHaveLogged(t *testing.T) {
 		t.Errorf("failure message does not show the log: %s", m.FailureMessage(log))
 	}
 }
+
+func TestHaveDumpHeader(t *testing.T) {
+	dump := []string{"mid: sub1-47 /a", "kworker/0:1[30] triggered exit kind 1024 on CPU 1:", "  runtime error (trying to dispatch a distant sub-sched on cgroup 48)"}
+	if !match(t, HaveDumpHeader("mid", "sub1-47 /a"), dump) {
+		t.Error("did not match the sub-scheduler header")
+	}
+	if match(t, HaveDumpHeader("root", "root"), dump) {
+		t.Error("matched a root header that is not there")
+	}
+	if match(t, HaveDumpHeader("mid", "sub2-47"), dump) {
+		t.Error("matched the wrong level")
+	}
+}

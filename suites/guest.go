@@ -27,6 +27,9 @@ type Guest struct {
 	specMark   int    // event-log mark at the start of the running spec
 	specFaults int    // console faults seen before the running spec
 	taint      string // /proc/sys/kernel/tainted after boot
+	// faultExpected is set by a spec that provokes a kernel fault on
+	// purpose and asserts on it itself.
+	faultExpected bool
 }
 
 // guest is this process's VM; see ensureGuest.
@@ -153,6 +156,7 @@ var _ = BeforeEach(func(ctx SpecContext) {
 	}
 	guest.specMark = guest.Events().Mark()
 	guest.specFaults = len(guest.Faults())
+	guest.faultExpected = false
 })
 
 var _ = AfterEach(func(ctx SpecContext) {
@@ -173,6 +177,10 @@ var _ = AfterEach(func(ctx SpecContext) {
 		// gets a fresh VM.
 		g := guest
 		g.Close()
+		if g.faultExpected {
+			AddReportEntry("VM replaced", fmt.Sprintf("the spec provoked a kernel %s on purpose", f.Kind))
+			return
+		}
 		Fail(fmt.Sprintf("kernel %s during the spec: %s\n%s", f.Kind, f.Line, g.FaultExcerpt(f)))
 	}
 	if !guest.Alive() {
@@ -194,12 +202,21 @@ var _ = AfterEach(func(ctx SpecContext) {
 	}
 })
 
+// expectKernelFault tells the checks after the spec that a kernel fault is
+// the behaviour under test: the spec asserts on it, and the VM is replaced.
+func expectKernelFault() { guest.faultExpected = true }
+
 // requireKernel skips the spec, naming what is missing, unless the guest
 // kernel has every item.
 func requireKernel(items ...string) {
 	if err := probe.Require(guest.Caps, items...); err != nil {
 		Skip(err.Error())
 	}
+}
+
+// WriteFile writes to an existing guest file (sysfs, procfs).
+func (g *Guest) WriteFile(path, data string) error {
+	return g.Call(context.Background(), "WriteFile", proto.WriteFile{Path: path, Data: []byte(data)}, &proto.Empty{})
 }
 
 // ReadFile returns a guest file's contents.
