@@ -44,6 +44,9 @@ var _ = SynchronizedBeforeSuite(func() []byte {
 	if run == nil {
 		Fail("suites: Run was not called")
 	}
+	if run.opts.Boot != nil {
+		return []byte("{}") // no VM to build an initramfs for
+	}
 	if _, err := os.Stat(run.opts.Kernel); err != nil {
 		infra(fmt.Errorf("kernel image: %w", err))
 	}
@@ -112,7 +115,11 @@ func bootGuest(ctx context.Context, why string) error {
 		accel = run.result.Accel // resolved by an earlier boot
 	}
 	run.opts.Log("booting %s (%s; %s)", filepath.Base(run.opts.Kernel), accel, why)
-	m, err := vm.Boot(ctx, vm.Config{
+	boot := func(ctx context.Context, cfg vm.Config) (*vm.Machine, error) { return vm.Boot(ctx, cfg) }
+	if run.opts.Boot != nil {
+		boot = func(ctx context.Context, _ vm.Config) (*vm.Machine, error) { return run.opts.Boot(ctx) }
+	}
+	m, err := boot(ctx, vm.Config{
 		Kernel:     run.opts.Kernel,
 		Initramfs:  run.initramfs,
 		Accel:      accel,
@@ -157,9 +164,11 @@ var _ = BeforeEach(func(ctx SpecContext) {
 	guest.specMark = guest.Events().Mark()
 	guest.specFaults = len(guest.Faults())
 	guest.faultExpected = false
+	beginSpec()
 })
 
 var _ = AfterEach(func(ctx SpecContext) {
+	captureSpec(ctx) // artifacts.go: before the VM is reset or replaced
 	if guest == nil {
 		return
 	}

@@ -28,7 +28,9 @@ func (g *Guest) Load(req proto.LoadScheduler) (*Sched, error) {
 	if err := g.Call(context.Background(), "LoadScheduler", req, &id); err != nil {
 		return nil, err
 	}
-	return &Sched{g: g, ID: id.ID, Name: req.Name, CgroupID: id.CgroupID}, nil
+	s := &Sched{g: g, ID: id.ID, Name: req.Name, CgroupID: id.CgroupID}
+	trackSched(s, req.Fixture) // for the spec's exits.json
+	return s, nil
 }
 
 // Exit returns the scheduler's exit info; Kind 0 means it is still running.

@@ -11,6 +11,7 @@
 package suites
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,12 @@ type Options struct {
 	Artifacts string
 	// Log receives progress lines; nil means stderr.
 	Log func(format string, args ...any)
+	// OnSpec, if set, receives the record of every spec that ran, after
+	// its artifacts are written (see artifacts.go).
+	OnSpec func(SpecRecord)
+	// Boot, if set, replaces booting a VM: the replay of a spec inside
+	// the guest (package repro) runs the suites on a local vm.Machine.
+	Boot func(ctx context.Context) (*vm.Machine, error)
 }
 
 // OptionsFromEnv reads Options for `go test`: SCXCHECK_KERNEL (required),
@@ -122,6 +129,7 @@ func Run(t T, opts Options, suite types.SuiteConfig, rep types.ReporterConfig) R
 	if opts.Accel == "" {
 		opts.Accel = vm.AccelAuto
 	}
+	suite.LabelFilter = withoutSelftest(suite.LabelFilter)
 	run = &runState{opts: opts, result: Result{SkipReasons: map[string]int{}}}
 	RegisterFailHandler(Fail)
 	if !RunSpecs(t, "scxcheck", suite, rep) && run.result.Failed == 0 && run.result.Infra == nil {

@@ -1,0 +1,253 @@
+package suites
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/scxcheck/scxcheck/internal/runner"
+	"github.com/scxcheck/scxcheck/proto"
+	"github.com/scxcheck/scxcheck/results"
+)
+
+// Per-spec artifacts. With Options.Artifacts set, every spec that ran gets a
+// directory <artifacts>/<slug>/ holding what its VM produced while it ran:
+//
+//	console.log  the serial console lines of the spec
+//	trace.txt    trace_pipe lines (fixture bpf_printk and sched_ext tracepoints)
+//	kmsg.txt     kernel log records, with the guest's timestamps
+//	dump.txt     sched_ext_dump payloads (the kernel's debug dump on error exits)
+//	exits.json   the exit info of every scheduler the spec loaded
+//	spec.json    the spec's outcome (SpecRecord), written last
+//
+// Exit info is read at the start of the suite-wide AfterEach, before the
+// reset closes the schedulers; the files are written once the spec is over
+// (ReportAfterEach), so that a kernel fault's report has settled on the
+// console, which stays readable after the VM is replaced. Options.OnSpec
+// receives each SpecRecord (the CLI writes a reproduction bundle for a
+// failing spec from it).
+
+// SpecRecord is what a run keeps of one spec.
+type SpecRecord struct {
+	Text   string   `json:"text"` // Ginkgo's full text
+	Labels []string `json:"labels,omitempty"`
+	Slug   string   `json:"slug"`
+	// State is Ginkgo's: passed, skipped, failed, panicked, timedout, ...
+	State string `json:"state"`
+	// Class says what kind of failure it was (see runner.Classify).
+	Class    runner.Class `json:"class,omitempty"`
+	Failure  string       `json:"failure,omitempty"`
+	Location string       `json:"location,omitempty"` // file:line of the failure
+	RunTime  float64      `json:"runtime_s"`
+	// Dir is the spec's artifacts directory; "" without Options.Artifacts.
+	Dir string `json:"dir,omitempty"`
+	// Kernel is the image booted; QEMU the command line of the VM the spec
+	// ran in (nil if none was up).
+	Kernel string   `json:"kernel"`
+	QEMU   []string `json:"qemu,omitempty"`
+	// Schedulers lists the schedulers the spec loaded, with their exits.
+	Schedulers []SchedExit `json:"schedulers,omitempty"`
+}
+
+// Failed reports whether the spec failed.
+func (r SpecRecord) Failed() bool { return r.Class != "" && r.Class != runner.ClassNone }
+
+// SchedExit is one entry of exits.json.
+type SchedExit struct {
+	Name     string          `json:"name"`
+	Fixture  string          `json:"fixture"`
+	ID       int             `json:"id"`
+	CgroupID uint64          `json:"cgroup_id,omitempty"`
+	Exit     *proto.ExitInfo `json:"exit,omitempty"` // nil if it could not be read
+	Err      string          `json:"error,omitempty"`
+}
+
+// specCapture is the running spec's state, reset by beginSpec.
+type specCapture struct {
+	begun     bool
+	console   *os.File // the VM's console log, open from the start of the spec
+	offset    int64    // its size then
+	scheds    []SchedExit
+	handles   []*Sched
+	qemu      []string
+	exitsRead bool
+}
+
+var current specCapture
+
+// beginSpec is called by the suite-wide BeforeEach once the VM is up. It
+// keeps the console log open: closing the VM removes the file, and the
+// spec's lines are read after that, once a fault has settled.
+func beginSpec() {
+	endSpec()
+	current.begun = true
+	if guest == nil {
+		return
+	}
+	if f, err := os.Open(guest.ConsoleLog()); err == nil {
+		current.console = f
+		current.offset, _ = f.Seek(0, io.SeekEnd)
+	}
+	current.qemu = guest.QEMUCommand()
+}
+
+func endSpec() {
+	if current.console != nil {
+		current.console.Close()
+	}
+	current = specCapture{}
+}
+
+// trackSched records a scheduler the spec loaded, for exits.json.
+func trackSched(s *Sched, fixture string) {
+	current.handles = append(current.handles, s)
+	current.scheds = append(current.scheds, SchedExit{Name: s.Name, Fixture: fixture, ID: s.ID, CgroupID: s.CgroupID})
+}
+
+// captureSpec reads the exit info of the schedulers the spec loaded. The
+// suite-wide AfterEach calls it first: the reset after the spec closes the
+// schedulers, and their exit info with them.
+func captureSpec(ctx context.Context) {
+	if !current.begun || current.exitsRead {
+		return
+	}
+	current.exitsRead = true
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for i, h := range current.handles {
+		if guest == nil || !guest.Alive() {
+			current.scheds[i].Err = "the VM was gone"
+			continue
+		}
+		var info proto.ExitInfo
+		if err := guest.Call(ctx, "SchedulerExit", proto.SchedulerID{ID: h.ID}, &info); err != nil {
+			current.scheds[i].Err = firstLine(err.Error())
+		} else {
+			current.scheds[i].Exit = &info
+		}
+	}
+}
+
+// writeSpecArtifacts writes the spec's files into dir.
+func writeSpecArtifacts(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write spec artifacts: %w", err)
+	}
+	var errs []error
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	exits, _ := json.MarshalIndent(current.scheds, "", "  ")
+	write("exits.json", append(exits, '\n'))
+	if !current.begun || guest == nil {
+		return errors.Join(errs...)
+	}
+	if current.console != nil {
+		b, _ := io.ReadAll(io.NewSectionReader(current.console, current.offset, 1<<40))
+		write("console.log", b)
+	}
+	evs := guest.Events().Since(guest.specMark)
+	var trace, kmsg strings.Builder
+	for _, ev := range evs {
+		switch ev.Kind {
+		case proto.EventTrace:
+			trace.WriteString(ev.Line + "\n")
+		case proto.EventKmsg:
+			fmt.Fprintf(&kmsg, "[%12.6f] <%d> %s\n", ev.Time, ev.Level, ev.Line)
+		}
+	}
+	write("trace.txt", []byte(trace.String()))
+	write("kmsg.txt", []byte(kmsg.String()))
+	write("dump.txt", []byte(joinLines(results.DumpLines(evs))))
+	if len(errs) > 0 {
+		return fmt.Errorf("write spec artifacts in %s: %w", dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if run == nil || r.LeafNodeType != types.NodeTypeIt {
+		return
+	}
+	if r.State == types.SpecStateSkipped && r.Failure.Message == "" {
+		return // not selected
+	}
+	rec := SpecRecord{
+		Text:       r.FullText(),
+		Labels:     r.Labels(),
+		Slug:       Slug(r.FullText()),
+		State:      r.State.String(),
+		RunTime:    r.RunTime.Seconds(),
+		Kernel:     run.opts.Kernel,
+		QEMU:       current.qemu,
+		Schedulers: current.scheds,
+	}
+	if r.State.Is(types.SpecStateFailureStates) {
+		rec.Failure = r.Failure.Message
+		rec.Location = r.Failure.Location.String()
+		rec.Class = runner.Classify(r.State.String(), r.Failure.Message)
+		if run.result.Infra != nil && r.Failure.Message == run.result.Infra.Error() {
+			rec.Class = runner.ClassInfra
+		}
+	} else if r.State == types.SpecStateSkipped {
+		rec.Failure = strings.TrimSpace(r.Failure.Message)
+	}
+	if run.opts.Artifacts != "" {
+		rec.Dir = specDir(r)
+		if err := writeSpecArtifacts(rec.Dir); err != nil {
+			run.opts.Log("%v", err)
+		}
+		b, _ := json.MarshalIndent(rec, "", "  ")
+		if err := os.WriteFile(filepath.Join(rec.Dir, "spec.json"), append(b, '\n'), 0o644); err != nil {
+			run.opts.Log("write spec artifacts: %v", err)
+		}
+	}
+	if run.opts.OnSpec != nil {
+		run.opts.OnSpec(rec)
+	}
+	endSpec()
+})
+
+func specDir(r SpecReport) string {
+	return filepath.Join(run.opts.Artifacts, Slug(r.FullText()))
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+// Slug names a spec's artifacts directory: its text in lower case with
+// runs of other characters as '-', at most 80 characters, and 6 hex digits
+// of its hash, so that two specs never share a directory.
+func Slug(text string) string {
+	s := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(text), "-"), "-")
+	if len(s) > 80 {
+		s = strings.TrimRight(s[:80], "-")
+	}
+	h := sha256.Sum256([]byte(text))
+	return s + "-" + hex.EncodeToString(h[:3])
+}
+
+func joinLines(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
