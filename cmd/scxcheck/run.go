@@ -22,6 +22,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		artifacts   string
 		verbose     bool
 		timeout     time.Duration
+		repeat      int
+		jsonReport  string
 	)
 	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
@@ -36,8 +38,13 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	fs.StringVar(&artifacts, "artifacts", "", "write console logs and event streams into this `directory`")
 	fs.BoolVar(&verbose, "v", false, "verbose Ginkgo output")
 	fs.DurationVar(&timeout, "timeout", time.Hour, "fail the run after this `duration`")
+	fs.IntVar(&repeat, "repeat", 1, "run the selected specs `N` times, each time in a new process, and report each spec's pass rate (see README: the verdict rule)")
+	fs.StringVar(&jsonReport, "json-report", "", "write Ginkgo's JSON report to this `file`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if repeat < 1 {
+		return usageErrorf("run: --repeat must be at least 1, not %d", repeat)
 	}
 	accel, err := k.accelerator()
 	if err != nil {
@@ -58,6 +65,10 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 		return err
 	}
 
+	if repeat > 1 {
+		return runRepeated(ctx, fs, img, repeat, junit, artifacts, stdout, stderr)
+	}
+
 	suiteConfig := types.NewDefaultSuiteConfig()
 	suiteConfig.LabelFilter = labelFilter
 	if focus != "" {
@@ -66,6 +77,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	suiteConfig.Timeout = timeout
 	reporterConfig := types.NewDefaultReporterConfig()
 	reporterConfig.JUnitReport = junit
+	reporterConfig.JSONReport = jsonReport
 	reporterConfig.Verbose = verbose
 	reporterConfig.NoColor = !isTerminal(os.Stdout)
 

@@ -64,9 +64,11 @@ type Summary struct {
 //     exited 2 or 3, was killed, or left no report tested nothing.
 //  2. A spec fails if any complete run failed it with a crash (kernel fault,
 //     QEMU died) or an exit-kind assertion: those are never flakes.
-//  3. Otherwise it fails if it failed in more than half of the complete
-//     runs that ran it; if it failed in some but at most half, it is flaky:
-//     reported with its pass rate, not failing the gate.
+//  3. Otherwise (other assertions, agent failures, timeouts) it fails if it
+//     failed in more than half of the complete runs that ran it; if it
+//     failed in some but at most half, it is flaky: reported with its pass
+//     rate, not failing the gate. A spec the harness failed for an
+//     infrastructure reason does not count either way.
 //  4. It passes if it passed in every complete run that did not skip it,
 //     and is a skip if every one skipped it.
 //
@@ -113,6 +115,9 @@ func Aggregate(runs []Run) Summary {
 			if st == nil {
 				st = &SpecStats{Text: s.Text, Labels: s.Labels}
 				byText[s.Text] = st
+			}
+			if s.Class == ClassInfra {
+				continue // the harness failed it, not the kernel
 			}
 			st.Runs++
 			switch {

@@ -29,6 +29,10 @@ const (
 	// ClassAssertion: any other assertion (counters, trace events, log
 	// lines, timing) or a panic in the spec's code.
 	ClassAssertion Class = "assertion"
+	// ClassAgent: the guest agent died, powered the guest off or stopped
+	// answering during the spec. The kernel may be fine (a starving
+	// scheduler can also stop the agent); the spec could not be checked.
+	ClassAgent Class = "agent"
 	// ClassTimeout: the spec or the run timed out or was interrupted.
 	ClassTimeout Class = "timeout"
 	// ClassInfra: the spec could not run (the VM did not boot, QEMU is
@@ -39,6 +43,9 @@ const (
 var (
 	// guest.go's AfterEach: "kernel <kind> during the spec: <line>".
 	crashRe = regexp.MustCompile(`(?m)^kernel (kernel panic|oops|BUG|WARNING|RCU stall|hung task) during the spec`)
+	// suites/verdict.go's other verdicts.
+	agentRe = regexp.MustCompile(`(?m)^agent failure during the spec: `)
+	infraRe = regexp.MustCompile(`(?m)^infrastructure failure during the spec: `)
 	// vm.ErrExited wrapped in an agent call or a boot.
 	exitedRe = regexp.MustCompile(`\bVM exited (during the call|before)`)
 )
@@ -54,7 +61,13 @@ func Classify(state, message string) Class {
 		return ClassTimeout
 	}
 	switch {
-	case crashRe.MatchString(message), exitedRe.MatchString(message):
+	case crashRe.MatchString(message):
+		return ClassCrash
+	case agentRe.MatchString(message):
+		return ClassAgent
+	case infraRe.MatchString(message):
+		return ClassInfra
+	case exitedRe.MatchString(message):
 		return ClassCrash
 	// matchers.ExitWith's messages, also inside an Eventually's timeout.
 	case strings.Contains(message, "expected an exit SCX_"), strings.Contains(message, "expected no exit SCX_"):

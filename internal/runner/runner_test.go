@@ -36,6 +36,8 @@ func TestClassify(t *testing.T) {
 		{"failed", msgExit, ClassExit},
 		{"failed", "expected no exit SCX_EXIT_ERROR with msg <string>, got kind=...", ClassExit},
 		{"failed", msgCount, ClassAssertion},
+		{"failed", "agent failure during the spec: agent not answering: agent call Reset: no answer", ClassAgent},
+		{"failed", "infrastructure failure during the spec: QEMU killed: QEMU was killed by signal killed", ClassInfra},
 		{"panicked", "runtime error: index out of range", ClassAssertion},
 		{"timedout", "A suite timeout occurred", ClassTimeout},
 		{"interrupted", "interrupted by user", ClassTimeout},
