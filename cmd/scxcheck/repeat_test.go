@@ -16,12 +16,11 @@ func TestChildRunArgs(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	var k kernelFlags
 	k.register(fs)
-	var s string
 	var n int
 	var v bool
 	for _, name := range []string{"label-filter", "focus", "junit", "artifacts", "json-report", "tree", "patch"} {
 		if fs.Lookup(name) == nil { // --tree and --patch may be kernelFlags'
-			fs.StringVar(&s, name, "", "")
+			fs.String(name, "", "")
 		}
 	}
 	fs.IntVar(&n, "repeat", 1, "")
