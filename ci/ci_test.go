@@ -61,6 +61,7 @@ func TestGateExitCodes(t *testing.T) {
 		{"infrastructure", 3, true, 3, "not tested"},
 		{"killed", 137, true, 3, "not tested"},
 		{"infrastructure with a report", 3, false, 3, "not tested"},
+		{"exit 1 without a report (Ginkgo refused the spec tree)", 1, true, 3, "not tested"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, c.name)
