@@ -27,9 +27,8 @@ type Guest struct {
 	specMark   int    // event-log mark at the start of the running spec
 	specFaults int    // console faults seen before the running spec
 	taint      string // /proc/sys/kernel/tainted after boot
-	// faultExpected is set by a spec that provokes a kernel fault on
-	// purpose and asserts on it itself.
-	faultExpected bool
+	// spec is what the checks after the running spec know (verdict.go).
+	spec specState
 }
 
 // guest is this process's VM; see ensureGuest.
@@ -163,57 +162,17 @@ var _ = BeforeEach(func(ctx SpecContext) {
 	}
 	guest.specMark = guest.Events().Mark()
 	guest.specFaults = len(guest.Faults())
-	guest.faultExpected = false
+	guest.spec = specState{}
 	beginSpec()
 })
 
+// Every spec ends with the harness's verdict on the VM (verdict.go).
 var _ = AfterEach(func(ctx SpecContext) {
 	captureSpec(ctx) // artifacts.go: before the VM is reset or replaced
-	if guest == nil {
-		return
-	}
-	faults := guest.Faults()
-	if CurrentSpecReport().Failed() || len(faults) > guest.specFaults {
-		AddReportEntry("console tail", guest.ConsoleTail(40))
-		AddReportEntry("kernel log", strings.Join(guest.KernelLog(), "\n"))
-		if dump := guest.Dump(); len(dump) > 0 {
-			AddReportEntry("sched_ext dump", strings.Join(dump, "\n"))
-		}
-	}
-	if len(faults) > guest.specFaults {
-		f := faults[guest.specFaults]
-		// The kernel is not to be trusted after a fault: the next spec
-		// gets a fresh VM.
-		g := guest
-		g.Close()
-		if g.faultExpected {
-			AddReportEntry("VM replaced", fmt.Sprintf("the spec provoked a kernel %s on purpose", f.Kind))
-			return
-		}
-		Fail(fmt.Sprintf("kernel %s during the spec: %s\n%s", f.Kind, f.Line, g.FaultExcerpt(f)))
-	}
-	if !guest.Alive() {
-		return // BeforeEach of the next spec boots a new one
-	}
-	// Back to a clean state for the next spec; if that fails, a fresh VM.
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if r, err := guest.Reset(rctx); err != nil {
-		AddReportEntry("VM replaced", fmt.Sprintf("reset after the spec failed: %v (report %+v)", err, r))
-		run.opts.Log("reset failed (%v); the next spec gets a fresh VM", err)
-		guest.Close()
-		return
-	}
-	if t, err := guest.ReadFile("/proc/sys/kernel/tainted"); err == nil && strings.TrimSpace(t) != guest.taint {
-		AddReportEntry("VM replaced", fmt.Sprintf("kernel taint changed from %s to %s", guest.taint, strings.TrimSpace(t)))
-		run.opts.Log("kernel tainted (%s); the next spec gets a fresh VM", strings.TrimSpace(t))
-		guest.Close()
+	if guest != nil {
+		afterSpec(ctx, guest)
 	}
 })
-
-// expectKernelFault tells the checks after the spec that a kernel fault is
-// the behaviour under test: the spec asserts on it, and the VM is replaced.
-func expectKernelFault() { guest.faultExpected = true }
 
 // requireKernel skips the spec, naming what is missing, unless the guest
 // kernel has every item.

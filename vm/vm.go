@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,6 +79,9 @@ var (
 	ErrBoot = errors.New("VM did not boot")
 	// ErrExited means QEMU is gone: the guest powered off, panicked or was killed.
 	ErrExited = errors.New("VM exited")
+	// ErrNoAnswer means the agent did not answer a call in time while QEMU
+	// kept running: the agent is stopped, hung or starved.
+	ErrNoAnswer = errors.New("no answer")
 )
 
 // Config describes a machine to boot.
@@ -142,6 +146,9 @@ type Machine struct {
 	exitErr   error
 	closeOnce sync.Once
 	consoleF  *os.File
+	// closing and poweringOff record that scxcheck itself ended QEMU (Close)
+	// or asked the guest to power off (Shutdown): see Diagnose.
+	closing, poweringOff atomic.Bool
 }
 
 // Boot starts QEMU and waits for the agent's ready event, or, on AccelAuto,
@@ -272,15 +279,24 @@ func boot(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		}
 		ch := make(chan res, 1)
 		go func() { c, err := l.Accept(); ch <- res{c, err} }()
-		select {
-		case r := <-ch:
-			return r.c, r.err
-		case <-m.exited:
-			return nil, m.exitError("before connecting its serial ports")
-		case <-time.After(30 * time.Second):
-			return nil, fmt.Errorf("%w: QEMU did not connect its serial ports in 30s", ErrBoot)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("boot VM: %w", ctx.Err())
+		timeout := time.After(30 * time.Second)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case r := <-ch:
+				return r.c, r.err
+			case <-m.exited:
+				return nil, m.exitError("before connecting its serial ports")
+			case <-timeout:
+				return nil, fmt.Errorf("%w: QEMU did not connect its serial ports in 30s", ErrBoot)
+			case <-ctx.Done():
+				return nil, fmt.Errorf("boot VM: %w", ctx.Err())
+			case <-tick.C:
+				if err := m.kvmFailure(); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	ctl, err := accept(ctlL)
@@ -316,11 +332,21 @@ func boot(ctx context.Context, cfg Config) (_ *Machine, err error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("boot VM: %w", ctx.Err())
 		case <-kvmErr.C:
-			if cfg.Accel == AccelKVM && strings.Contains(m.stderr.String(), "KVM internal error") {
-				return nil, fmt.Errorf("%w: QEMU reported %q", ErrKVM, firstLineContaining(m.stderr.String(), "KVM internal error"))
+			if err := m.kvmFailure(); err != nil {
+				return nil, err
 			}
 		}
 	}
+}
+
+// kvmFailure returns ErrKVM once QEMU has reported a KVM internal error: on
+// some hosts it then stays alive, paused, without ever running the guest or
+// even connecting its serial ports.
+func (m *Machine) kvmFailure() error {
+	if m.accel == AccelKVM && strings.Contains(m.stderr.String(), "KVM internal error") {
+		return fmt.Errorf("%w: QEMU reported %q", ErrKVM, firstLineContaining(m.stderr.String(), "KVM internal error"))
+	}
+	return nil
 }
 
 func qemuArgs(cfg Config, dir string) []string {
@@ -449,7 +475,7 @@ func (m *Machine) Call(ctx context.Context, method string, args, reply any) erro
 			}
 			return fmt.Errorf("agent call %s: %w", method, err)
 		case ctx.Err() != nil:
-			return fmt.Errorf("agent call %s: no answer: %w%s", method, ctx.Err(), m.consoleContext())
+			return fmt.Errorf("agent call %s: %w: %w%s", method, ErrNoAnswer, ctx.Err(), m.consoleContext())
 		default:
 			return fmt.Errorf("agent call %s: %w", method, err)
 		}
@@ -477,6 +503,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	if !m.Alive() {
 		return nil
 	}
+	m.poweringOff.Store(true)
 	if m.client != nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_ = m.Call(cctx, "PowerOff", proto.Empty{}, &proto.Empty{})
@@ -496,6 +523,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 // files. It is safe to call more than once and after Shutdown.
 func (m *Machine) Close() error {
 	m.closeOnce.Do(func() {
+		m.closing.Store(true)
 		if m.cmd != nil && m.cmd.Process != nil && m.Alive() {
 			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 			select {
