@@ -1,0 +1,494 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	fragments "github.com/scxcheck/scxcheck/kconfig"
+	"github.com/scxcheck/scxcheck/kernel"
+)
+
+// Options describe a kernel build.
+type Options struct {
+	// CacheDir holds everything: build/trees (Debian's sources),
+	// build/work (build directories), build/kernels (cache entries),
+	// build/pahole-trixie, and apt's private state in apt/.
+	CacheDir string
+	// Tree is the kernel source tree. "" = Debian's linux-source of the
+	// default kernel's series, downloaded and unpacked into the cache.
+	Tree string
+	// Base is the config the fragments are merged onto: "tinyconfig"
+	// (the default, ""), "defconfig", "allnoconfig", or a config file.
+	Base string
+	// Fragments are merged onto the base in order. Use DefaultFragments
+	// for scxcheck's own, before any of the user's.
+	Fragments []Fragment
+	// Patches are applied, in order, to a copy of the tree (never to the
+	// tree itself): patch files, mboxes, directories of patches.
+	Patches []string
+	// Pahole is the pahole to use ("" = the system's when v1.26 or newer,
+	// else Debian trixie's, provided in the cache).
+	Pahole string
+	// Mirror is the Debian mirror for sources and pahole ("" = the
+	// machine's).
+	Mirror string
+	// Jobs is make's -j (0 = the number of CPUs).
+	Jobs int
+	// Force builds even when the cache has the kernel.
+	Force bool
+	// WorkDir overrides the build directory (for the benchmark).
+	WorkDir string
+	// Log receives progress lines (nil = silent).
+	Log func(format string, args ...any)
+	// Runner runs make, patch, git and the compiler (nil = ExecRunner).
+	Runner Runner
+	// ProgressInterval is how often a running build reports (0 = 20 s).
+	ProgressInterval time.Duration
+}
+
+// Result is a built (or cached) kernel.
+type Result struct {
+	Image   *kernel.Image
+	Entry   string // the cache entry directory
+	Cached  bool   // taken from the cache, not built
+	Tree    *Tree
+	Key     string
+	Log     string // the build log (in the entry)
+	Elapsed time.Duration
+}
+
+// DefaultFragments returns scxcheck's own fragments (package kconfig).
+func DefaultFragments() []Fragment {
+	var out []Fragment
+	for _, f := range fragments.Files() {
+		out = append(out, Fragment{Name: f.Name, Data: f.Data})
+	}
+	return out
+}
+
+// baseTargets are the make targets that can be a base config.
+var baseTargets = []string{"tinyconfig", "defconfig", "allnoconfig"}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// Build builds the kernel o describes, or returns it from the cache. Errors
+// wrap ErrNotTree, ErrPatch, ErrFragment, kernel.ErrConfig (a requested
+// symbol did not survive olddefconfig; the message names it and the
+// dependency that is off), ErrToolchain, ErrBuild, or debian.ErrMirror.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	if o.CacheDir == "" {
+		return nil, errors.New("build kernel: no cache directory")
+	}
+	if o.Runner == nil {
+		o.Runner = ExecRunner{}
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = 20 * time.Second
+	}
+	if o.Base == "" {
+		o.Base = "tinyconfig"
+	}
+	r := o.Runner
+
+	// Everything the user passed is checked before anything slow.
+	base, baseData, err := o.baseInput()
+	if err != nil {
+		return nil, err
+	}
+	var fragKeys []string
+	for _, f := range o.Fragments {
+		if _, err := f.Assignments(); err != nil {
+			return nil, &wrapError{"config fragment " + err.Error(), []error{ErrFragment}}
+		}
+		h := sha256.Sum256(f.Data)
+		fragKeys = append(fragKeys, hex.EncodeToString(h[:]))
+	}
+	patches, err := LoadPatches(o.Patches)
+	if err != nil {
+		return nil, err
+	}
+	var tree *Tree
+	if o.Tree != "" {
+		if tree, err = OpenTree(o.Tree); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkToolchain(ctx, r, configTools, buildTools); err != nil {
+		return nil, err
+	}
+	if tree == nil {
+		if tree, err = defaultTree(ctx, r, o.CacheDir, o.Mirror, o.logf); err != nil {
+			return nil, err
+		}
+	}
+	pahole, paholeLine, err := findPahole(ctx, r, o.Pahole, o.CacheDir, o.Mirror, o.logf)
+	if err != nil {
+		return nil, err
+	}
+
+	treeKey, err := tree.Key(ctx, r, filepath.Join(o.CacheDir, "build", "index"))
+	if err != nil {
+		return nil, err
+	}
+	in := KeyInputs{
+		Recipe: recipe, Tree: treeKey, Patches: patchesKey(patches), Base: base, Fragments: fragKeys,
+		Arch: arch, CC: toolVersion(ctx, r, "gcc"), LD: toolVersion(ctx, r, "ld"), Pahole: paholeLine,
+	}
+	key := in.Key()
+	entry := entryDir(o.CacheDir, tree.Version, key)
+	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log")}
+	if !o.Force {
+		if img, m, err := openEntry(entry, key); err == nil {
+			o.logf("kernel from cache: %s (built %s in %s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration)
+			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
+			return res, nil
+		}
+	}
+
+	work := o.WorkDir
+	if work == "" {
+		id := hashString(fmt.Sprintf("%s\x00patched=%t", tree.Dir, len(patches) > 0))[:16]
+		work = filepath.Join(o.CacheDir, "build", "work", id)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(ctx, work, o.logf)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if !o.Force { // another scxcheck may have built it while this one waited
+		if img, _, err := openEntry(entry, key); err == nil {
+			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
+			return res, nil
+		}
+	}
+	os.WriteFile(filepath.Join(work, "tree"), []byte(tree.Dir+"\n"), 0o644)
+
+	logPath := filepath.Join(work, "build.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "scxcheck kernel build %s\ntree %s (%s) %s\nbase %s\nfragments %s\npatches %d\npahole %s\n\n",
+		time.Now().Format(time.RFC3339), tree.Dir, tree.Version, tree.Origin, o.Base, fragmentNames(o.Fragments), len(patches), paholeLine)
+
+	src := tree.Dir
+	if len(patches) > 0 {
+		src = filepath.Join(work, "src")
+		o.logf("copying %s to %s to apply %d patch(es)", tree.Dir, src, len(patches))
+		n, err := syncTree(ctx, tree.Dir, src)
+		if err != nil {
+			return nil, fmt.Errorf("copy kernel tree: %w", err)
+		}
+		fmt.Fprintf(logFile, "copied %d files of %s to %s\n", n, tree.Dir, src)
+		if err := applyPatches(ctx, r, src, tree.Version, patches); err != nil {
+			return nil, err
+		}
+		for _, p := range patches {
+			fmt.Fprintf(logFile, "applied %s\n", p.Name)
+		}
+		if err := keepPatchedTimes(src, filepath.Join(work, "patched.json"), patches); err != nil {
+			return nil, err
+		}
+	}
+
+	obj := filepath.Join(work, "obj")
+	if err := os.MkdirAll(obj, 0o755); err != nil {
+		return nil, err
+	}
+	mk := func(args ...string) []string {
+		return append([]string{"-C", src, "O=" + obj, "ARCH=" + arch, "PAHOLE=" + pahole}, args...)
+	}
+	what := tree.Dir
+	if tree.Origin != "" {
+		what += " (" + tree.Origin + ")"
+	}
+	o.logf("configuring kernel %s from %s: %s + %s", tree.Version, what, o.Base, fragmentNames(o.Fragments))
+	if err := o.configure(ctx, src, obj, baseData, mk, logFile); err != nil {
+		return nil, err
+	}
+	if err := checkToolchain(ctx, r, buildTools, nil); err != nil {
+		return nil, err
+	}
+	forceRelink(obj, paholeLine)
+
+	o.logf("building in %s with make -j%d (log: %s)", obj, o.Jobs, logPath)
+	p := newProgress(logFile, o.logf, o.ProgressInterval)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.tick()
+			}
+		}
+	}()
+	makeStart := time.Now()
+	err = r.Run(ctx, &Cmd{Name: "make", Args: mk("-j"+strconv.Itoa(o.Jobs), "vmlinux", "bzImage"), Stdout: p, Stderr: p})
+	close(done)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		lines := p.errorLines()
+		if len(lines) > 12 {
+			lines = lines[len(lines)-12:]
+		}
+		return nil, &wrapError{fmt.Sprintf("kernel build failed (make: %v) after %s; last errors:\n%s\nfull log: %s",
+			err, fmtDuration(time.Since(makeStart)), indent(strings.Join(lines, "\n")), logPath), []error{ErrBuild}}
+	}
+	os.WriteFile(filepath.Join(obj, paholeStamp), []byte(paholeLine+"\n"), 0o644)
+	o.logf("build: done in %s (%d steps)", fmtDuration(time.Since(makeStart)), p.steps)
+
+	m := manifest{Key: key, Inputs: in, TreeDir: tree.Dir, Origin: tree.Origin, Version: tree.Version,
+		Base: o.Base, Frags: fragmentList(o.Fragments), Built: time.Now().UTC(),
+		Duration: fmtDuration(time.Since(start))}
+	for _, p := range patches {
+		m.Patches = append(m.Patches, p.Name)
+	}
+	logFile.Sync()
+	img, err := collect(ctx, r, obj, logPath, entry, m)
+	if err != nil {
+		return nil, err
+	}
+	res.Image, res.Elapsed = img, time.Since(start)
+	return res, nil
+}
+
+// baseInput returns the base's key and, for a file, its content.
+func (o *Options) baseInput() (string, []byte, error) {
+	for _, t := range baseTargets {
+		if o.Base == t {
+			return "make:" + t, nil, nil
+		}
+	}
+	data, err := os.ReadFile(o.Base)
+	if err != nil {
+		return "", nil, &wrapError{fmt.Sprintf("--base %s: not %s, nor a readable config file (%v)",
+			o.Base, strings.Join(baseTargets, ", "), unwrapPathError(err)), []error{ErrFragment}}
+	}
+	if _, err := kernel.ReadConfig(o.Base); err != nil {
+		return "", nil, &wrapError{fmt.Sprintf("--base %s: %v", o.Base, err), []error{ErrFragment}}
+	}
+	h := sha256.Sum256(data)
+	return "file:" + hex.EncodeToString(h[:]), data, nil
+}
+
+// configure writes obj/.config: the base, the fragments merged onto it, then
+// olddefconfig; and checks that every symbol the fragments set survived.
+func (o *Options) configure(ctx context.Context, src, obj string, baseData []byte, mk func(...string) []string, log io.Writer) error {
+	r := o.Runner
+	cfgPath := filepath.Join(obj, ".config")
+	runMake := func(target string) error {
+		var out bytes.Buffer
+		err := r.Run(ctx, &Cmd{Name: "make", Args: mk(target), Stdout: io.MultiWriter(log, &out), Stderr: io.MultiWriter(log, &out)})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) > 10 {
+				lines = lines[len(lines)-10:]
+			}
+			return &wrapError{fmt.Sprintf("make %s in %s failed: %v\n%s", target, src, err, indent(strings.Join(lines, "\n"))), []error{ErrBuild}}
+		}
+		return nil
+	}
+	if baseData == nil {
+		if err := runMake(o.Base); err != nil {
+			return err
+		}
+		data, err := os.ReadFile(cfgPath)
+		if err != nil {
+			return fmt.Errorf("make %s wrote no %s: %w", o.Base, cfgPath, err)
+		}
+		baseData = data
+	}
+	merged, err := Merge(baseData, o.Fragments)
+	if err != nil {
+		return &wrapError{"config fragment " + err.Error(), []error{ErrFragment}}
+	}
+	for _, ov := range merged.Overrides {
+		o.logf("config: %s", ov)
+	}
+	if err := os.WriteFile(cfgPath, merged.Config, 0o644); err != nil {
+		return err
+	}
+	if err := runMake("olddefconfig"); err != nil {
+		return err
+	}
+	final, err := kernel.ReadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	var k *kconfig
+	check := func() []Dropped { return checkRequests(k, merged.Requests, final) }
+	dropped := check()
+	if len(dropped) == 0 {
+		return nil
+	}
+	k, err = parseKconfig(src)
+	if err != nil {
+		o.logf("cannot read the tree's Kconfig to explain the dropped symbols: %v", err)
+		k = nil
+	}
+	dropped = check()
+	var b strings.Builder
+	fmt.Fprintf(&b, "kernel config: %d requested symbol(s) did not survive olddefconfig (base %s, tree %s); not building a kernel without them:",
+		len(dropped), o.Base, src)
+	for _, d := range dropped {
+		b.WriteString("\n  " + d.String())
+	}
+	fmt.Fprintf(&b, "\nthe config is in %s", cfgPath)
+	return &DroppedError{Dropped: dropped, msg: b.String()}
+}
+
+// DroppedError is the error of a build whose config lost requested
+// symbols. It wraps kernel.ErrConfig.
+type DroppedError struct {
+	Dropped []Dropped
+	msg     string
+}
+
+func (e *DroppedError) Error() string { return e.msg }
+func (e *DroppedError) Unwrap() error { return kernel.ErrConfig }
+
+// paholeStamp records, in the build directory, the pahole the last build
+// used.
+const paholeStamp = ".scxcheck-pahole"
+
+// forceRelink removes the linked vmlinux when the pahole changed since the
+// last build in obj: the kernel's make does not relink for a new pahole
+// alone, and the BTF would stay what the old one produced.
+func forceRelink(obj, pahole string) {
+	prev, err := os.ReadFile(filepath.Join(obj, paholeStamp))
+	if err == nil && strings.TrimSpace(string(prev)) == pahole {
+		return
+	}
+	for _, f := range []string{"vmlinux.unstripped", "vmlinux"} {
+		os.Remove(filepath.Join(obj, f))
+	}
+}
+
+// collect copies the kernel out of obj into a new cache entry and opens it.
+func collect(ctx context.Context, r Runner, obj, logPath, entry string, m manifest) (*kernel.Image, error) {
+	kernels := filepath.Dir(entry)
+	if err := os.MkdirAll(kernels, 0o755); err != nil {
+		return nil, err
+	}
+	removeStalePartials(kernels)
+	tmp, err := os.MkdirTemp(kernels, ".partial-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	// The entry's vmlinux keeps symbols and BTF but not the DWARF (100 MB
+	// of it for scxcheck's config), like the one inside the bzImage.
+	if _, err := output(ctx, r, "", "objcopy", "--strip-debug", filepath.Join(obj, "vmlinux"), filepath.Join(tmp, "vmlinux")); err != nil {
+		return nil, fmt.Errorf("strip vmlinux: %w", err)
+	}
+	for _, f := range []struct{ from, to string }{
+		{"arch/x86/boot/bzImage", "bzImage"}, {".config", "config"}, {"System.map", "System.map"},
+	} {
+		if err := copyPlain(filepath.Join(obj, f.from), filepath.Join(tmp, f.to)); err != nil {
+			return nil, fmt.Errorf("collect the built kernel: %w", err)
+		}
+	}
+	if err := copyPlain(logPath, filepath.Join(tmp, "build.log")); err != nil {
+		return nil, err
+	}
+	cfg, err := kernel.ReadConfig(filepath.Join(tmp, "config"))
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Require("built kernel config", kernel.RequiredSymbols...); err != nil {
+		return nil, err
+	}
+	if err := writeManifest(tmp, m); err != nil {
+		return nil, fmt.Errorf("write cache manifest: %w", err)
+	}
+	os.RemoveAll(entry)
+	if err := os.Rename(tmp, entry); err != nil {
+		return nil, fmt.Errorf("complete cache entry: %w", err)
+	}
+	img, _, err := openEntry(entry, m.Key)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func copyPlain(from, to string) error {
+	fi, err := os.Stat(from)
+	if err != nil {
+		return err
+	}
+	return copyFile(from, to, fi)
+}
+
+// lockDir takes an exclusive lock on dir's lock file, waiting for another
+// scxcheck building there; the returned func releases it.
+func lockDir(ctx context.Context, dir string, logf func(string, ...any)) (func(), error) {
+	f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		return func() { f.Close() }, nil
+	}
+	logf("waiting for another scxcheck building in %s", dir)
+	for {
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			return func() { f.Close() }, nil
+		}
+	}
+}
+
+func fragmentNames(frags []Fragment) string {
+	if len(frags) == 0 {
+		return "no fragments"
+	}
+	return strings.Join(fragmentList(frags), ", ")
+}
+
+func fragmentList(frags []Fragment) []string {
+	var names []string
+	for _, f := range frags {
+		names = append(names, f.Name)
+	}
+	return names
+}

@@ -1,0 +1,439 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scxcheck/scxcheck/internal/kerneltest"
+	"github.com/scxcheck/scxcheck/kernel"
+)
+
+// fakeMake is a Runner that stands in for the kernel's make, the compiler,
+// pahole and objcopy, so that Build runs in milliseconds on the synthetic
+// tree in testdata/faketree. Its olddefconfig drops, as the real one does,
+// every symbol the tree's Kconfig does not define or whose dependencies are
+// off (read with this package's own Kconfig reader), to a fixpoint. patch and
+// git run for real.
+type fakeMake struct {
+	mu      sync.Mutex
+	pahole  string // what `pahole --version` prints
+	builds  int    // kernel builds (make vmlinux bzImage)
+	relinks int    // builds that found no linked vmlinux in obj
+	targets []string
+	noGelf  bool // the compiler does not find <gelf.h>
+}
+
+func (f *fakeMake) Run(ctx context.Context, c *Cmd) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := c.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	switch {
+	case c.Name == "make":
+		return f.make(c.Args, out)
+	case c.Name == "gcc" && slices.Contains(c.Args, "--version"):
+		fmt.Fprintln(out, "gcc (Fake) 12.2.0")
+		return nil
+	case c.Name == "gcc":
+		in, _ := io.ReadAll(c.Stdin)
+		if f.noGelf && bytes.Contains(in, []byte("gelf.h")) {
+			return errors.New("exit status 1")
+		}
+		return nil
+	case c.Name == "ld":
+		fmt.Fprintln(out, "GNU ld (Fake) 2.40")
+		return nil
+	case strings.HasSuffix(c.Name, "pahole"):
+		fmt.Fprintln(out, f.pahole)
+		return nil
+	case c.Name == "objcopy":
+		data, err := os.ReadFile(c.Args[len(c.Args)-2])
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(c.Args[len(c.Args)-1], data, 0o644)
+	case c.Name == "patch", c.Name == "git":
+		return ExecRunner{}.Run(ctx, c)
+	}
+	return fmt.Errorf("fakeMake: unexpected command %s", c)
+}
+
+func (f *fakeMake) make(args []string, out io.Writer) error {
+	var src, obj string
+	var targets []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-C":
+			src = args[i+1]
+			i++
+		case strings.HasPrefix(a, "O="):
+			obj = strings.TrimPrefix(a, "O=")
+		case strings.Contains(a, "=") || strings.HasPrefix(a, "-j"):
+		default:
+			targets = append(targets, a)
+		}
+	}
+	f.targets = append(f.targets, strings.Join(targets, " "))
+	cfg := filepath.Join(obj, ".config")
+	switch t := strings.Join(targets, " "); t {
+	case "tinyconfig", "defconfig", "allnoconfig":
+		return os.WriteFile(cfg, []byte("CONFIG_X86=y\nCONFIG_64BIT=y\n# CONFIG_BAZ is not set\nCONFIG_NUM=2\n"), 0o644)
+	case "olddefconfig":
+		return f.olddefconfig(src, cfg)
+	case "vmlinux bzImage":
+		f.builds++
+		if _, err := os.Stat(filepath.Join(src, "BROKEN")); err == nil {
+			fmt.Fprintln(out, "  CC      kernel/fork.o")
+			fmt.Fprintln(out, "kernel/fork.c:1:1: error: this tree is broken")
+			fmt.Fprintln(out, "make: *** [Makefile:2: kernel] Error 1")
+			return errors.New("exit status 2")
+		}
+		if _, err := os.Stat(filepath.Join(obj, "vmlinux.unstripped")); err != nil {
+			f.relinks++
+		}
+		for _, l := range []string{"  SYNC    include/config/auto.conf", "  CC      kernel/fork.o", "  LD      vmlinux.o", "  BTF     .tmp_vmlinux1", "  BUILD   arch/x86/boot/bzImage"} {
+			fmt.Fprintln(out, l)
+		}
+		elf := kerneltest.ELF("7.2.0-fake", true)
+		bz := kerneltest.BzImage(kerneltest.BzImageOptions{Release: "7.2.0-fake", Payload: elf})
+		os.MkdirAll(filepath.Join(obj, "arch/x86/boot"), 0o755)
+		for name, data := range map[string][]byte{
+			"vmlinux": elf, "vmlinux.unstripped": elf, "arch/x86/boot/bzImage": bz, "System.map": []byte("ffffffff81000000 T _text\n"),
+		} {
+			if err := os.WriteFile(filepath.Join(obj, name), data, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("fakeMake: unexpected make %s", t)
+	}
+}
+
+func (f *fakeMake) olddefconfig(src, cfgPath string) error {
+	k, err := parseKconfig(src)
+	if err != nil {
+		return err
+	}
+	c, err := kernel.ReadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	v := strings.TrimPrefix(f.pahole, "v")
+	c["CONFIG_PAHOLE_VERSION"] = strings.Replace(v, ".", "", 1)
+	for changed := true; changed; {
+		changed = false
+		for name, val := range c {
+			sym := strings.TrimPrefix(name, "CONFIG_")
+			defs := k.defs[sym]
+			ok := len(defs) > 0 && val != "n"
+			for _, d := range defs {
+				for _, dep := range d.deps {
+					if eval(dep, c) == triN {
+						ok = false
+					}
+				}
+			}
+			if !ok {
+				delete(c, name)
+				changed = true
+			}
+		}
+	}
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(c)) {
+		fmt.Fprintf(&b, "%s=%s\n", name, c[name])
+	}
+	return os.WriteFile(cfgPath, []byte(b.String()), 0o644)
+}
+
+// fakeBuild sets up a copy of the synthetic tree, a fake pahole and options
+// for Build with fakeMake.
+type fakeBuild struct {
+	t    *testing.T
+	tree string
+	make *fakeMake
+	opts Options
+	log  *bytes.Buffer
+}
+
+// requiredFragment asks for what collect checks every kernel has.
+const requiredFragment = `CONFIG_BPF_SYSCALL=y
+CONFIG_BPF_JIT=y
+CONFIG_DEBUG_INFO_BTF=y
+CONFIG_CGROUPS=y
+CONFIG_SCHED_CLASS_EXT=y
+CONFIG_EXT_SUB_SCHED=y
+CONFIG_BAZ=y
+`
+
+func newFakeBuild(t *testing.T) *fakeBuild {
+	t.Helper()
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	if err := os.CopyFS(tree, os.DirFS("testdata/faketree")); err != nil {
+		t.Fatal(err)
+	}
+	pahole := filepath.Join(dir, "pahole")
+	if err := os.WriteFile(pahole, []byte("#!/bin/sh\necho v1.30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := lookPath
+	lookPath = func(name string) (string, error) {
+		if strings.Contains(name, "/") {
+			return name, nil
+		}
+		return "/usr/bin/" + name, nil
+	}
+	t.Cleanup(func() { lookPath = old })
+	fb := &fakeBuild{t: t, tree: tree, make: &fakeMake{pahole: "v1.30"}, log: &bytes.Buffer{}}
+	fb.opts = Options{
+		CacheDir:  filepath.Join(dir, "cache"),
+		Tree:      tree,
+		Fragments: []Fragment{{Name: "required.config", Data: []byte(requiredFragment)}},
+		Pahole:    pahole,
+		Jobs:      2,
+		Runner:    fb.make,
+		Log:       func(format string, args ...any) { fmt.Fprintf(fb.log, format+"\n", args...) },
+	}
+	return fb
+}
+
+func (fb *fakeBuild) build() (*Result, error) {
+	fb.t.Helper()
+	return Build(context.Background(), fb.opts)
+}
+
+func (fb *fakeBuild) mustBuild(wantCached bool) *Result {
+	fb.t.Helper()
+	res, err := fb.build()
+	if err != nil {
+		fb.t.Fatalf("Build: %v\nlog:\n%s", err, fb.log)
+	}
+	if res.Cached != wantCached {
+		fb.t.Fatalf("Build: cached = %v, want %v\nlog:\n%s", res.Cached, wantCached, fb.log)
+	}
+	return res
+}
+
+func TestFakeMakeBuildCachesAndRebuildsOnEveryInput(t *testing.T) {
+	fb := newFakeBuild(t)
+	first := fb.mustBuild(false)
+	if fb.make.builds != 1 {
+		t.Fatalf("%d builds", fb.make.builds)
+	}
+	if filepath.Base(first.Image.Boot) != "vmlinux" || first.Image.BzImage == "" || first.Image.Config == "" {
+		t.Errorf("image %+v: want the vmlinux to boot, with its bzImage and config beside it", first.Image)
+	}
+	for _, f := range []string{"vmlinux", "bzImage", "config", "System.map", "build.log", manifestName} {
+		if _, err := os.Stat(filepath.Join(first.Entry, f)); err != nil {
+			t.Errorf("cache entry lacks %s", f)
+		}
+	}
+	if log, _ := os.ReadFile(filepath.Join(first.Entry, "build.log")); !bytes.Contains(log, []byte("CC      kernel/fork.o")) {
+		t.Errorf("build.log does not hold make's output:\n%s", log)
+	}
+	if !strings.Contains(fb.log.String(), "build: ") {
+		t.Errorf("no progress lines in:\n%s", fb.log)
+	}
+
+	// Unchanged: from the cache, no make at all.
+	targets := len(fb.make.targets)
+	if again := fb.mustBuild(true); again.Image.Boot != first.Image.Boot {
+		t.Errorf("cached image %s, want %s", again.Image.Boot, first.Image.Boot)
+	}
+	if len(fb.make.targets) != targets {
+		t.Errorf("a cache hit ran make %q", fb.make.targets[targets:])
+	}
+
+	// Touching a file does not change the content: still cached.
+	fork := filepath.Join(fb.tree, "kernel/fork.c")
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(fork, later, later)
+	fb.mustBuild(true)
+
+	// Each changed input is a new build.
+	os.WriteFile(fork, []byte("int fork(void) { return 1; }\n"), 0o644)
+	fb.mustBuild(false)
+	fb.mustBuild(true)
+
+	fb.opts.Fragments = append(fb.opts.Fragments, Fragment{Name: "extra.config", Data: []byte("CONFIG_QUX=y\n")})
+	fb.mustBuild(false)
+
+	fb.opts.Base = "defconfig"
+	fb.mustBuild(false)
+
+	relinks := fb.make.relinks
+	fb.make.pahole = "v1.31"
+	fb.mustBuild(false)
+	if fb.make.relinks != relinks+1 {
+		t.Error("a new pahole did not force the vmlinux link")
+	}
+
+	fb.opts.Force = true
+	builds := fb.make.builds
+	fb.mustBuild(false)
+	if fb.make.builds != builds+1 {
+		t.Error("--force did not build")
+	}
+}
+
+func TestFakeMakeDroppedSymbolNamesItsDependency(t *testing.T) {
+	fb := newFakeBuild(t)
+	fb.opts.Fragments = append(fb.opts.Fragments, Fragment{Name: "foo.config", Data: []byte("# FOO needs BAR\nCONFIG_FOO=y\n")})
+	_, err := fb.build()
+	if !errors.Is(err, kernel.ErrConfig) {
+		t.Fatalf("err = %v, want one wrapping kernel.ErrConfig", err)
+	}
+	var de *DroppedError
+	if !errors.As(err, &de) || len(de.Dropped) != 1 {
+		t.Fatalf("err = %#v, want a DroppedError with one symbol", err)
+	}
+	d := de.Dropped[0]
+	if d.Request.Sym != "FOO" || d.Request.Where != "foo.config:2" || !slices.Equal(d.Unmet, []string{"BAR"}) {
+		t.Errorf("dropped %+v, want FOO from foo.config:2, unmet BAR", d)
+	}
+	for _, want := range []string{"CONFIG_FOO=y", "depends on BAR", "did not survive olddefconfig"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if fb.make.builds != 0 {
+		t.Error("built a kernel without a requested symbol")
+	}
+}
+
+func TestFakeMakeRejectsWhatIsNotACleanTree(t *testing.T) {
+	fb := newFakeBuild(t)
+	fb.opts.Tree = t.TempDir()
+	if _, err := fb.build(); !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "is not a kernel source tree") {
+		t.Errorf("empty directory: err = %v", err)
+	}
+	fb.opts.Tree = filepath.Join(fb.tree, "Makefile")
+	if _, err := fb.build(); !errors.Is(err, ErrNotTree) {
+		t.Errorf("a file: err = %v", err)
+	}
+	fb.opts.Tree = fb.tree
+	os.WriteFile(filepath.Join(fb.tree, ".config"), []byte("CONFIG_X=y\n"), 0o644)
+	if _, err := fb.build(); !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "mrproper") {
+		t.Errorf("configured in place: err = %v", err)
+	}
+}
+
+func TestFakeMakeCompileErrorIsReported(t *testing.T) {
+	fb := newFakeBuild(t)
+	os.WriteFile(filepath.Join(fb.tree, "BROKEN"), nil, 0o644)
+	_, err := fb.build()
+	if !errors.Is(err, ErrBuild) {
+		t.Fatalf("err = %v, want ErrBuild", err)
+	}
+	for _, want := range []string{"error: this tree is broken", "full log: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestFakeMakeMissingToolchainNamesPackages(t *testing.T) {
+	fb := newFakeBuild(t)
+	lookPath = func(name string) (string, error) {
+		if name == "flex" || name == "bison" {
+			return "", exec.ErrNotFound
+		}
+		return "/usr/bin/" + name, nil
+	}
+	fb.make.noGelf = true
+	_, err := fb.build()
+	if !errors.Is(err, ErrToolchain) {
+		t.Fatalf("err = %v, want ErrToolchain", err)
+	}
+	if !strings.Contains(err.Error(), "apt-get install flex bison libelf-dev") {
+		t.Errorf("error %q does not say what to install", err)
+	}
+}
+
+func TestFakeMakeOldPaholeIsRefused(t *testing.T) {
+	fb := newFakeBuild(t)
+	fb.make.pahole = "v1.24"
+	if _, err := fb.build(); !errors.Is(err, ErrToolchain) || !strings.Contains(err.Error(), "v1.26") {
+		t.Errorf("err = %v, want ErrToolchain naming v1.26", err)
+	}
+}
+
+func TestFakeMakePatchesACopyNeverTheTree(t *testing.T) {
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("no patch command")
+	}
+	fb := newFakeBuild(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "0001-fork.patch")
+	os.WriteFile(p, []byte(forkPatch), 0o644)
+	fb.opts.Patches = []string{dir}
+	res := fb.mustBuild(false)
+	orig, _ := os.ReadFile(filepath.Join(fb.tree, "kernel/fork.c"))
+	if string(orig) != "int fork(void) { return 0; }\n" {
+		t.Fatalf("the tree itself was changed: %q", orig)
+	}
+	work := filepath.Join(fb.opts.CacheDir, "build", "work")
+	copies, _ := filepath.Glob(filepath.Join(work, "*", "src", "kernel", "fork.c"))
+	if len(copies) != 1 {
+		t.Fatalf("patched copies %q", copies)
+	}
+	patched, _ := os.ReadFile(copies[0])
+	if !strings.Contains(string(patched), "return 42") {
+		t.Errorf("the copy is not patched: %q", patched)
+	}
+	fi1, _ := os.Stat(copies[0])
+
+	// The same patches again: cached. Forced: the patched file keeps its
+	// time, so make would not recompile it.
+	fb.mustBuild(true)
+	fb.opts.Force = true
+	fb.mustBuild(false)
+	fi2, _ := os.Stat(copies[0])
+	if !fi1.ModTime().Equal(fi2.ModTime()) {
+		t.Errorf("re-applying the same patch moved fork.c's time from %v to %v", fi1.ModTime(), fi2.ModTime())
+	}
+	fb.opts.Force = false
+
+	// Another patch: another kernel; one that does not apply: ErrPatch.
+	os.WriteFile(p, []byte(strings.Replace(forkPatch, "return 42", "return 43", 1)), 0o644)
+	if again := fb.mustBuild(false); again.Key == res.Key {
+		t.Error("a changed patch kept the key")
+	}
+	os.WriteFile(p, []byte(strings.Replace(forkPatch, "return 0", "return 7", 1)), 0o644)
+	if _, err := fb.build(); !errors.Is(err, ErrPatch) || !strings.Contains(err.Error(), "0001-fork.patch does not apply") {
+		t.Errorf("err = %v, want ErrPatch naming the patch", err)
+	}
+}
+
+const forkPatch = `From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
+From: Test <test@example.com>
+Subject: [PATCH] fork: return 42
+
+---
+ kernel/fork.c | 2 +-
+ 1 file changed, 1 insertion(+), 1 deletion(-)
+
+diff --git a/kernel/fork.c b/kernel/fork.c
+--- a/kernel/fork.c
++++ b/kernel/fork.c
+@@ -1 +1 @@
+-int fork(void) { return 0; }
++int fork(void) { return 42; }
+`

@@ -1,0 +1,286 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Patch is one patch to apply with -p1: a diff, or one message of an mbox.
+type Patch struct {
+	Name  string   // e.g. "0001-foo.patch" or "series.mbox [2/5] sched_ext: foo"
+	Data  []byte   // the whole text; patch skips what is not a diff
+	Files []string // the files it changes, relative to the tree
+}
+
+// mboxFromRE matches the line that starts a message in an mbox, as git
+// format-patch writes it: "From <sha> Mon Sep 17 00:00:00 2001".
+var mboxFromRE = regexp.MustCompile(`^From \S+ +(Mon|Tue|Wed|Thu|Fri|Sat|Sun) `)
+
+// LoadPatches reads the patches at paths, in order: a patch file, an mbox
+// (each message becomes a patch), or a directory, whose patches are applied
+// in the order of its quilt "series" file if it has one, else of the names
+// of its *.patch, *.diff and *.mbox files (0001-..., 0002-...). Its errors
+// wrap ErrPatch.
+func LoadPatches(paths []string) ([]Patch, error) {
+	var out []Patch
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, &wrapError{fmt.Sprintf("patch %s: %v", p, unwrapPathError(err)), []error{ErrPatch}}
+		}
+		files := []string{p}
+		if fi.IsDir() {
+			if files, err = patchDir(p); err != nil {
+				return nil, err
+			}
+		}
+		for _, f := range files {
+			ps, err := readPatchFile(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ps...)
+		}
+	}
+	return out, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// patchDir lists the patches of a directory in order.
+func patchDir(dir string) ([]string, error) {
+	if data, err := os.ReadFile(filepath.Join(dir, "series")); err == nil {
+		var files []string
+		for _, line := range strings.Split(string(data), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			fields := strings.Fields(line)
+			if len(fields) == 0 {
+				continue
+			}
+			if len(fields) > 1 && fields[1] != "-p1" {
+				return nil, &wrapError{fmt.Sprintf("patch series %s: %s: only -p1 patches are supported", filepath.Join(dir, "series"), line), []error{ErrPatch}}
+			}
+			files = append(files, filepath.Join(dir, fields[0]))
+		}
+		if len(files) == 0 {
+			return nil, &wrapError{fmt.Sprintf("patch series %s lists no patch", filepath.Join(dir, "series")), []error{ErrPatch}}
+		}
+		return files, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &wrapError{fmt.Sprintf("patch directory %s: %v", dir, unwrapPathError(err)), []error{ErrPatch}}
+	}
+	var files []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.Type().IsRegular() && (strings.HasSuffix(n, ".patch") || strings.HasSuffix(n, ".diff") || strings.HasSuffix(n, ".mbox")) {
+			files = append(files, filepath.Join(dir, n))
+		}
+	}
+	if len(files) == 0 {
+		return nil, &wrapError{fmt.Sprintf("patch directory %s holds no *.patch, *.diff or *.mbox file", dir), []error{ErrPatch}}
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// readPatchFile reads a patch file, splitting an mbox into its messages and
+// leaving out messages without a diff (a cover letter).
+func readPatchFile(path string) ([]Patch, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &wrapError{fmt.Sprintf("patch %s: %v", path, unwrapPathError(err)), []error{ErrPatch}}
+	}
+	msgs := splitMbox(data)
+	var out []Patch
+	for i, m := range msgs {
+		files := patchFiles(m)
+		if len(files) == 0 {
+			continue
+		}
+		name := filepath.Base(path)
+		if len(msgs) > 1 {
+			name = fmt.Sprintf("%s [%d/%d]", name, i+1, len(msgs))
+			if s := subject(m); s != "" {
+				name += " " + s
+			}
+		}
+		out = append(out, Patch{Name: name, Data: m, Files: files})
+	}
+	if len(out) == 0 {
+		return nil, &wrapError{fmt.Sprintf("patch %s holds no diff", path), []error{ErrPatch}}
+	}
+	return out, nil
+}
+
+// splitMbox splits data at mbox "From " lines; data that is not an mbox is
+// one message.
+func splitMbox(data []byte) [][]byte {
+	var msgs [][]byte
+	start := 0
+	off := 0
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if mboxFromRE.Match(line) && off > start {
+			msgs = append(msgs, data[start:off])
+			start = off
+		}
+		off += len(line)
+	}
+	return append(msgs, data[start:])
+}
+
+// subject returns an mbox message's Subject without its [PATCH] tag.
+func subject(msg []byte) string {
+	s := bufio.NewScanner(bytes.NewReader(msg))
+	for s.Scan() {
+		line := s.Text()
+		if line == "" {
+			return ""
+		}
+		if v, ok := strings.CutPrefix(line, "Subject: "); ok {
+			if strings.HasPrefix(v, "[") {
+				if i := strings.Index(v, "] "); i >= 0 {
+					v = v[i+2:]
+				}
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+// patchFiles returns the files a -p1 diff changes, creates or deletes.
+func patchFiles(data []byte) []string {
+	var files []string
+	s := bufio.NewScanner(bytes.NewReader(data))
+	s.Buffer(nil, 1<<20)
+	var minus string
+	for s.Scan() {
+		line := s.Text()
+		if v, ok := strings.CutPrefix(line, "--- "); ok {
+			minus = v
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "+++ ")
+		if !ok || minus == "" {
+			minus = ""
+			continue
+		}
+		for _, name := range []string{v, minus} {
+			name, _, _ = strings.Cut(name, "\t")
+			if name == "/dev/null" {
+				continue
+			}
+			if _, rest, ok := strings.Cut(name, "/"); ok && rest != "" && !slices.Contains(files, rest) {
+				files = append(files, rest)
+			}
+			break
+		}
+		minus = ""
+	}
+	return files
+}
+
+// patchesKey identifies a patch series by content and order.
+func patchesKey(patches []Patch) []string {
+	var keys []string
+	for _, p := range patches {
+		h := sha256.Sum256(p.Data)
+		keys = append(keys, hex.EncodeToString(h[:]))
+	}
+	return keys
+}
+
+// applyPatches applies the patches to the tree copy in dir in order, with
+// GNU patch, exactly (no fuzz) and refusing reversed patches.
+func applyPatches(ctx context.Context, r Runner, dir, version string, patches []Patch) error {
+	for _, p := range patches {
+		var out bytes.Buffer
+		err := r.Run(ctx, &Cmd{Dir: dir, Name: "patch", Args: []string{"-p1", "--forward", "--batch", "--fuzz=0",
+			"--no-backup-if-mismatch", "--reject-file=-", "--quiet"}, Stdin: bytes.NewReader(p.Data), Stdout: &out, Stderr: &out})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			detail := strings.TrimSpace(out.String())
+			if lines := strings.Split(detail, "\n"); len(lines) > 8 {
+				detail = strings.Join(lines[:8], "\n") + "\n..."
+			}
+			return &wrapError{fmt.Sprintf("patch %s does not apply to the kernel tree (%s): %v\n%s", p.Name, version, err, indent(detail)), []error{ErrPatch}}
+		}
+	}
+	return nil
+}
+
+func indent(s string) string {
+	if s == "" {
+		return s
+	}
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// patchedState remembers the files the patches produced in a tree copy:
+// their content hash and modification time.
+type patchedState map[string]struct {
+	Hash  string
+	MTime time.Time
+}
+
+// keepPatchedTimes gives each file the patches changed its previous
+// modification time when its content is what the previous run produced, so
+// that applying the same patches again does not make the kernel's make
+// rebuild them. It then records the files' state for the next run.
+func keepPatchedTimes(dir, statePath string, patches []Patch) error {
+	var prev patchedState
+	if data, err := os.ReadFile(statePath); err == nil {
+		_ = json.Unmarshal(data, &prev)
+	}
+	next := patchedState{}
+	for _, p := range patches {
+		for _, f := range p.Files {
+			path := filepath.Join(dir, f)
+			h, err := hashPath(path)
+			if err != nil {
+				continue // deleted by the patch
+			}
+			if old, ok := prev[f]; ok && old.Hash == h {
+				if err := os.Chtimes(path, old.MTime, old.MTime); err != nil {
+					return err
+				}
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			next[f] = struct {
+				Hash  string
+				MTime time.Time
+			}{h, fi.ModTime()}
+		}
+	}
+	data, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(statePath, data, 0o644)
+}

@@ -1,0 +1,1 @@
+int fork(void) { return 0; }
