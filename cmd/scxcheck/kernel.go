@@ -21,6 +21,7 @@ type kernelFlags struct {
 	accel  string
 	tcg    string
 	qemu   string
+	build  buildFlags // --tree, --patch: build the kernel from source
 }
 
 func (k *kernelFlags) register(fs *flag.FlagSet) {
@@ -30,6 +31,7 @@ func (k *kernelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
 	fs.StringVar(&k.tcg, "tcg-threads", "single", "TCG threading: single (default; multi races with the kernel's live code patching on QEMU 7.2) or multi")
 	fs.StringVar(&k.qemu, "qemu", "qemu-system-x86_64", "QEMU `binary`")
+	k.build.registerSource(fs)
 }
 
 func (k *kernelFlags) cacheDir() (string, error) {
@@ -67,9 +69,20 @@ func (k *kernelFlags) accelerator() (vm.Accel, error) {
 	return a, nil
 }
 
-// image resolves the kernel to boot: --kernel, else the newest complete
+// image resolves the kernel to boot: --kernel, else one built from --tree
+// and --patch (or taken from the build cache), else the newest complete
 // cached Debian kernel, else a fresh fetch.
 func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, error) {
+	if k.build.requested() {
+		if k.kernel != "" {
+			return nil, usageErrorf("--kernel and --tree/--patch exclude each other: boot a kernel, or build one")
+		}
+		res, err := k.buildKernel(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		return res.Image, nil
+	}
 	if k.kernel != "" {
 		img, err := kernel.Open(k.kernel)
 		if err != nil {
@@ -91,7 +104,7 @@ func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, 
 	if !errors.Is(err, debian.ErrNotCached) {
 		return nil, infraError(err)
 	}
-	fmt.Fprintf(log, "scxcheck: no default kernel in %s yet; fetching it\n", dir)
+	fmt.Fprintf(log, "scxcheck: %v; fetching the default kernel\n", err)
 	return k.fetch(ctx, "", log)
 }
 

@@ -33,7 +33,9 @@ BPF schedulers and checks what the kernel does.
 Usage:
   scxcheck run [flags]            run the suites against a kernel (default: Debian's, fetched on first use)
   scxcheck kernel fetch [flags]   fetch Debian's prebuilt kernel with sub-schedulers into the cache
+  scxcheck kernel build [flags]   build a kernel from source (default: Debian's linux-source) for scxcheck
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
+  scxcheck bench build [flags]    benchmark a full, an incremental and a cached kernel build
   scxcheck help [command]         show help for a command
 
 Run 'scxcheck <command> --help' for a command's flags.
@@ -41,7 +43,9 @@ Run 'scxcheck <command> --help' for a command's flags.
 Exit codes:
   0  every spec passed (skipped specs are reported, not counted as passes)
   1  a spec failed
-  2  usage error or bad input (unknown flag, missing kernel, kernel without sched_ext)
+  2  usage error or bad input (unknown flag, missing kernel, kernel without sched_ext;
+     a --tree that is no kernel tree, a patch that does not apply, a config that loses
+     a requested symbol, a kernel that does not compile)
   3  infrastructure error (QEMU missing, kernel did not boot, mirror unreachable)
 `
 
@@ -92,15 +96,21 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "kernel":
-		if len(rest) == 0 || rest[0] != "fetch" {
-			return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch'")
+		switch {
+		case len(rest) > 0 && rest[0] == "fetch":
+			return cmdKernelFetch(ctx, rest[1:], stdout, stderr)
+		case len(rest) > 0 && rest[0] == "build":
+			return cmdKernelBuild(ctx, rest[1:], stdout, stderr)
 		}
-		return cmdKernelFetch(ctx, rest[1:], stdout, stderr)
+		return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch' or 'scxcheck kernel build'")
 	case "bench":
-		if len(rest) == 0 || rest[0] != "boot" {
-			return usageErrorf("bench: want a benchmark: 'scxcheck bench boot'")
+		switch {
+		case len(rest) > 0 && rest[0] == "boot":
+			return cmdBenchBoot(ctx, rest[1:], stdout, stderr)
+		case len(rest) > 0 && rest[0] == "build":
+			return cmdBenchBuild(ctx, rest[1:], stdout, stderr)
 		}
-		return cmdBenchBoot(ctx, rest[1:], stdout, stderr)
+		return usageErrorf("bench: want a benchmark: 'scxcheck bench boot' or 'scxcheck bench build'")
 	default:
 		return usageErrorf("unknown command %q (run 'scxcheck --help')", cmd)
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/build"
+)
+
+// buildFlags are the flags that make scxcheck build a kernel from source.
+// `run` and `bench boot` take --tree and --patch; `kernel build` takes all.
+type buildFlags struct {
+	tree    string
+	base    string
+	configs listFlag
+	patches listFlag
+	pahole  string
+	jobs    int
+	force   bool
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func (b *buildFlags) registerSource(fs *flag.FlagSet) {
+	fs.StringVar(&b.tree, "tree", "", "build the kernel from this source `directory` (default with --patch: Debian's linux-source, fetched into the cache)")
+	fs.Var(&b.patches, "patch", "apply this patch `file`, mbox or directory of numbered patches to a copy of the tree before building (repeatable)")
+}
+
+func (b *buildFlags) registerAll(fs *flag.FlagSet) {
+	b.registerSource(fs)
+	fs.StringVar(&b.base, "base", "tinyconfig", "base config the fragments are merged onto: tinyconfig, defconfig, allnoconfig or a config `file`")
+	fs.Var(&b.configs, "config", "merge this config fragment `file` after scxcheck's own (kconfig/sub-sched.config, kconfig/vm.config) (repeatable)")
+	fs.StringVar(&b.pahole, "pahole", "", "use this pahole (v1.26 or newer) `binary` (default: the system's if new enough, else Debian trixie's, fetched into the cache)")
+	fs.IntVar(&b.jobs, "j", 0, "make's -j `jobs` (default: the number of CPUs)")
+	fs.BoolVar(&b.force, "force", false, "build even if the cache holds this kernel")
+}
+
+// requested reports whether a source build was asked for.
+func (b *buildFlags) requested() bool { return b.tree != "" || len(b.patches) > 0 }
+
+// options turns the flags into build options.
+func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Options, error) {
+	frags := build.DefaultFragments()
+	for _, c := range b.configs {
+		f, err := build.ReadFragment(c)
+		if err != nil {
+			return build.Options{}, badInput(fmt.Errorf("--config: %w", err))
+		}
+		frags = append(frags, f)
+	}
+	return build.Options{
+		CacheDir:  cacheDir,
+		Tree:      b.tree,
+		Base:      b.base,
+		Fragments: frags,
+		Patches:   b.patches,
+		Pahole:    b.pahole,
+		Mirror:    mirror,
+		Jobs:      b.jobs,
+		Force:     b.force,
+		Log:       func(format string, args ...any) { fmt.Fprintf(log, "scxcheck: "+format+"\n", args...) },
+	}, nil
+}
+
+// buildKernel builds (or takes from the cache) the kernel the flags
+// describe.
+func (k *kernelFlags) buildKernel(ctx context.Context, log io.Writer) (*build.Result, error) {
+	dir, err := k.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := k.build.options(dir, k.mirror, log)
+	if err != nil {
+		return nil, err
+	}
+	res, err := build.Build(ctx, opts)
+	if err != nil {
+		return nil, buildError(err)
+	}
+	return res, nil
+}
+
+// buildError maps a build's error to an exit code: what the user passed
+// (tree, patches, fragments, a config that loses what it asks for, a kernel
+// that does not compile) is bad input; the rest is infrastructure.
+func buildError(err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return infraError(err)
+	case errors.Is(err, build.ErrNotTree), errors.Is(err, build.ErrPatch), errors.Is(err, build.ErrFragment),
+		errors.Is(err, kernel.ErrConfig), errors.Is(err, build.ErrBuild):
+		return badInput(err)
+	}
+	return infraError(err)
+}
+
+func cmdKernelBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var k kernelFlags
+	fs := newFlagSet("kernel build", `Builds a kernel for scxcheck from source and prints the path of its image (the ELF
+vmlinux, which the VM boots through PVH), so that
+  scxcheck run --kernel $(scxcheck kernel build)
+works. Without --tree it builds Debian's linux-source of the default kernel's series
+(7.2), fetched into the cache with a private apt configuration.
+
+The config is the base (tinyconfig by default) with scxcheck's fragments and any
+--config merged onto it, then olddefconfig; a requested symbol that does not
+survive is an error naming the dependency that is off (exit 2). Patches are
+applied to a copy of the tree, never to the tree itself. The build runs in a
+build directory in the cache that later builds of the same tree reuse; the
+result is cached by tree content, patches, config, compiler and pahole, so an
+unchanged build returns at once. pahole v1.26 or newer is needed: when the
+system's is older, Debian trixie's is fetched into the cache and used.`, stdout)
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
+	k.build.registerAll(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	res, err := k.buildKernel(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, res.Image.Boot)
+	return nil
+}
+
+// Targets of the build benchmark on a 2-core machine.
+const (
+	targetFullBuild   = 8 * time.Minute
+	targetIncremental = 70 * time.Second
+	targetCacheHit    = 5 * time.Second
+)
+
+// benchTouched is the file the incremental build benchmark touches.
+const benchTouched = "kernel/sched/ext/ext.c"
+
+func cmdBenchBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var k kernelFlags
+	fs := newFlagSet("bench build", `Times three builds of scxcheck's own config (tinyconfig + kconfig/*.config) from
+Debian's linux-source (or --tree): a full build in a fresh build directory, an
+incremental rebuild after touching `+benchTouched+`, and a build that the cache
+answers. Prints the three times against their targets.`, stdout)
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
+	fs.StringVar(&k.build.tree, "tree", "", "kernel source `directory` (default: Debian's linux-source)")
+	fs.StringVar(&k.build.pahole, "pahole", "", "use this pahole `binary` (v1.26 or newer)")
+	fs.IntVar(&k.build.jobs, "j", 0, "make's -j `jobs` (default: the number of CPUs)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dir, err := k.cacheDir()
+	if err != nil {
+		return err
+	}
+	opts, err := k.build.options(dir, k.mirror, stderr)
+	if err != nil {
+		return err
+	}
+	logf := opts.Log
+
+	// Full: a fresh build directory of its own, so the user's stays.
+	opts.WorkDir = filepath.Join(dir, "build", "bench")
+	if err := os.RemoveAll(opts.WorkDir); err != nil {
+		return infraError(err)
+	}
+	opts.Force = true
+	logf("bench: full build in %s", opts.WorkDir)
+	full, err := build.Build(ctx, opts)
+	if err != nil {
+		return buildError(err)
+	}
+
+	// Incremental: the same build directory after touching one file.
+	touched := filepath.Join(full.Tree.Dir, benchTouched)
+	now := time.Now()
+	if err := os.Chtimes(touched, now, now); err != nil {
+		return infraError(fmt.Errorf("touch %s: %w", touched, err))
+	}
+	logf("bench: incremental build after touching %s", touched)
+	incr, err := build.Build(ctx, opts)
+	if err != nil {
+		return buildError(err)
+	}
+
+	// Cache hit: nothing changed.
+	opts.Force = false
+	logf("bench: build again, unchanged")
+	hit, err := build.Build(ctx, opts)
+	if err != nil {
+		return buildError(err)
+	}
+	if !hit.Cached {
+		return infraError(fmt.Errorf("the unchanged build was not answered from the cache (entry %s)", hit.Entry))
+	}
+	os.RemoveAll(opts.WorkDir)
+
+	what := full.Tree.Dir
+	if full.Tree.Origin != "" {
+		what = full.Tree.Origin
+	}
+	fmt.Fprintf(stdout, "build benchmark: kernel %s from %s, scxcheck's config, make -j%d:\n", full.Tree.Version, what, jobs(opts.Jobs))
+	fmt.Fprintf(stdout, "  full build             %8s  (target ≤ %s: %s)\n", secs(full.Elapsed), targetFullBuild, verdict(full.Elapsed <= targetFullBuild))
+	fmt.Fprintf(stdout, "  incremental (ext.c)    %8s  (target ≤ %s: %s)\n", secs(incr.Elapsed), targetIncremental, verdict(incr.Elapsed <= targetIncremental))
+	fmt.Fprintf(stdout, "  cache hit              %8s  (target ≤ %s: %s)\n", secs(hit.Elapsed), targetCacheHit, verdict(hit.Elapsed <= targetCacheHit))
+	fmt.Fprintf(stdout, "  image                  %s\n", hit.Image.Boot)
+	return nil
+}
+
+func jobs(j int) int {
+	if j <= 0 {
+		return runtime.NumCPU()
+	}
+	return j
+}
+
+func secs(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
