@@ -45,6 +45,9 @@ func run() error {
 	}
 	mounted := uptime()
 	redirectStdio()
+	if v, ok := replayRequested(); ok {
+		return replay(v) // a reproduction bundle's boot (local.go)
+	}
 
 	ctl, err := openPort(proto.ControlPort)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/scxcheck/scxcheck/agent"
+	"github.com/scxcheck/scxcheck/repro"
 )
 
 // Exit codes, documented in the usage text.
@@ -36,6 +37,7 @@ Usage:
   scxcheck kernel build [flags]   build a kernel from source (default: Debian's linux-source) for scxcheck
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
   scxcheck bench build [flags]    benchmark a full, an incremental and a cached kernel build
+  scxcheck repro --out DIR [flags]  write reproduction bundles: replay a spec with only QEMU installed
   scxcheck help [command]         show help for a command
 
 Run 'scxcheck <command> --help' for a command's flags.
@@ -50,6 +52,7 @@ Exit codes:
 `
 
 func main() {
+	repro.SelfIsScxcheck = true // this binary can be a reproduction bundle's /init
 	if agent.IsInit() {
 		agent.Main()
 	}
@@ -111,6 +114,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return cmdBenchBuild(ctx, rest[1:], stdout, stderr)
 		}
 		return usageErrorf("bench: want a benchmark: 'scxcheck bench boot' or 'scxcheck bench build'")
+	case "repro":
+		return cmdRepro(ctx, rest, stdout, stderr)
 	default:
 		return usageErrorf("unknown command %q (run 'scxcheck --help')", cmd)
 	}

@@ -82,12 +82,15 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	reporterConfig.NoColor = !isTerminal(os.Stdout)
 
 	fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
+	onSpec, closeBundles := failureBundles(img, artifacts, stderr) // repro.go
+	defer closeBundles()
 	res := suites.Run(&fakeT{}, suites.Options{
 		Kernel:     img.Boot,
 		Accel:      accel,
 		TCGThreads: threads,
 		QEMU:       k.qemu,
 		Artifacts:  artifacts,
+		OnSpec:     onSpec,
 		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
 	fmt.Fprint(stdout, res.Summary())

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// ReplayParam is the kernel command-line parameter that asks the agent to
+// replay a recorded spec inside the guest instead of serving the host
+// (package repro writes it into a reproduction bundle's QEMU command line).
+const ReplayParam = "scxcheck.repro"
+
+// ReplayHook runs the replay when the kernel command line holds
+// ReplayParam=<value>; it gets the value. The agent has mounted its
+// filesystems and pointed stdio at the console. Package repro sets it, so
+// only the full scxcheck binary can replay, not the lean scxcheck-agent.
+// The hook powers the VM off itself; if it returns, its error is printed
+// and the VM powered off.
+var ReplayHook func(value string) error
+
+// replayRequested returns ReplayParam's value from /proc/cmdline.
+func replayRequested() (string, bool) {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", false
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, ReplayParam+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func replay(value string) error {
+	if ReplayHook == nil {
+		return fmt.Errorf("%s=%s: this agent binary cannot replay a spec (the bundle's /init must be the scxcheck binary)", ReplayParam, value)
+	}
+	return ReplayHook(value)
+}
+
+// ServeLocal serves the agent in this process to a caller inside the guest
+// (the replay of a spec): control calls on ctl, and the event stream (the
+// ready event, then every kernel log and trace_pipe line) on events, copied
+// to the events port when QEMU provides one. PowerOff does not power off —
+// the replay does, with PowerOff, once it has printed its outcome — but
+// closes ctl, as a power-off ends the host's connection. It returns when
+// ctl ends.
+func ServeLocal(ctl io.ReadWriteCloser, events io.Writer) error {
+	w := events
+	if port, err := openPort(proto.EventsPort); err == nil {
+		w = io.MultiWriter(events, port)
+	}
+	ev := newEventWriter(w)
+	go streamKmsg(ev)
+	go streamTrace(ev)
+	ev.send(proto.Event{Kind: proto.EventReady, Time: uptime(), Line: Version + " (in-guest replay)"})
+	return proto.Serve(ctl, localService{Service: &Service{events: ev}, ctl: ctl})
+}
+
+// localService is the Service with a PowerOff that only ends the
+// connection.
+type localService struct {
+	*Service
+	ctl io.Closer
+}
+
+// PowerOff closes the connection once the reply has left.
+func (l localService) PowerOff(_ proto.Empty, _ *proto.Empty) error {
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l.ctl.Close()
+	}()
+	return nil
+}
+
+// OpenPort opens the virtio-serial port QEMU named name.
+func OpenPort(name string) (*os.File, error) { return openPort(name) }
+
+// PowerOff syncs and powers the machine off; it does not return.
+func PowerOff() { powerOff() }
