@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +38,9 @@ type Options struct {
 	// Fragments are merged onto the base in order. Use DefaultFragments
 	// for scxcheck's own, before any of the user's.
 	Fragments []Fragment
-	// Patches are applied, in order, to a copy of the tree (never to the
-	// tree itself): patch files, mboxes, directories of patches.
+	// Patches are applied, in order, to the copy of the tree the build
+	// works on (never to the tree itself): patch files, mboxes,
+	// directories of patches.
 	Patches []string
 	// Pahole is the pahole to use ("" = the system's when v1.26 or newer,
 	// else Debian trixie's, provided in the cache).
@@ -166,10 +169,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	// One build directory per tree, patched or not: the kernel is built
+	// from a copy of the tree in it, so that patches never touch the tree
+	// and switching patches rebuilds only what they change.
 	work := o.WorkDir
 	if work == "" {
-		id := hashString(fmt.Sprintf("%s\x00patched=%t", tree.Dir, len(patches) > 0))[:16]
-		work = filepath.Join(o.CacheDir, "build", "work", id)
+		work = filepath.Join(o.CacheDir, "build", "work", hashString(tree.Dir)[:16])
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
@@ -196,24 +201,28 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(logFile, "scxcheck kernel build %s\ntree %s (%s) %s\nbase %s\nfragments %s\npatches %d\npahole %s\n\n",
 		time.Now().Format(time.RFC3339), tree.Dir, tree.Version, tree.Origin, o.Base, fragmentNames(o.Fragments), len(patches), paholeLine)
 
-	src := tree.Dir
-	if len(patches) > 0 {
-		src = filepath.Join(work, "src")
-		o.logf("copying %s to %s to apply %d patch(es)", tree.Dir, src, len(patches))
-		n, err := syncTree(ctx, tree.Dir, src)
-		if err != nil {
-			return nil, fmt.Errorf("copy kernel tree: %w", err)
-		}
-		fmt.Fprintf(logFile, "copied %d files of %s to %s\n", n, tree.Dir, src)
-		if err := applyPatches(ctx, r, src, tree.Version, patches); err != nil {
-			return nil, err
-		}
-		for _, p := range patches {
-			fmt.Fprintf(logFile, "applied %s\n", p.Name)
-		}
-		if err := keepPatchedTimes(src, filepath.Join(work, "patched.json"), patches); err != nil {
-			return nil, err
-		}
+	src := filepath.Join(work, "src")
+	patchedPath := filepath.Join(work, "patched.json")
+	prev := readPatchedState(patchedPath)
+	if _, err := os.Stat(src); err != nil {
+		o.logf("copying %s to %s (the build works on a copy)", tree.Dir, src)
+	}
+	n, err := syncTree(ctx, tree.Dir, src, filepath.Join(work, "sync.state"), slices.Collect(maps.Keys(prev)))
+	if err != nil {
+		return nil, fmt.Errorf("copy kernel tree: %w", err)
+	}
+	fmt.Fprintf(logFile, "copied %d files of %s to %s\n", n, tree.Dir, src)
+	if err := markPatching(patchedPath, prev, patches); err != nil {
+		return nil, err
+	}
+	if err := applyPatches(ctx, r, src, tree.Version, patches); err != nil {
+		return nil, err
+	}
+	for _, p := range patches {
+		fmt.Fprintf(logFile, "applied %s\n", p.Name)
+	}
+	if err := keepPatchedTimes(src, patchedPath, prev, patches); err != nil {
+		return nil, err
 	}
 
 	obj := filepath.Join(work, "obj")
@@ -227,8 +236,12 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if tree.Origin != "" {
 		what += " (" + tree.Origin + ")"
 	}
-	o.logf("configuring kernel %s from %s: %s + %s", tree.Version, what, o.Base, fragmentNames(o.Fragments))
-	if err := o.configure(ctx, src, obj, baseData, mk, logFile); err != nil {
+	withPatches := ""
+	if len(patches) > 0 {
+		withPatches = fmt.Sprintf(", with %d patch(es)", len(patches))
+	}
+	o.logf("configuring kernel %s from %s%s: %s + %s", tree.Version, what, withPatches, o.Base, fragmentNames(o.Fragments))
+	if err := o.configure(ctx, src, what, obj, baseData, mk, logFile); err != nil {
 		return nil, err
 	}
 	if err := checkToolchain(ctx, r, buildTools, nil); err != nil {
@@ -238,6 +251,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 
 	o.logf("building in %s with make -j%d (log: %s)", obj, o.Jobs, logPath)
 	p := newProgress(logFile, o.logf, o.ProgressInterval)
+	p.trim = obj + "/"
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(time.Second)
@@ -304,7 +318,7 @@ func (o *Options) baseInput() (string, []byte, error) {
 
 // configure writes obj/.config: the base, the fragments merged onto it, then
 // olddefconfig; and checks that every symbol the fragments set survived.
-func (o *Options) configure(ctx context.Context, src, obj string, baseData []byte, mk func(...string) []string, log io.Writer) error {
+func (o *Options) configure(ctx context.Context, src, what, obj string, baseData []byte, mk func(...string) []string, log io.Writer) error {
 	r := o.Runner
 	cfgPath := filepath.Join(obj, ".config")
 	runMake := func(target string) error {
@@ -363,7 +377,7 @@ func (o *Options) configure(ctx context.Context, src, obj string, baseData []byt
 	dropped = check()
 	var b strings.Builder
 	fmt.Fprintf(&b, "kernel config: %d requested symbol(s) did not survive olddefconfig (base %s, tree %s); not building a kernel without them:",
-		len(dropped), o.Base, src)
+		len(dropped), o.Base, what)
 	for _, d := range dropped {
 		b.WriteString("\n  " + d.String())
 	}

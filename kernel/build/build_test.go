@@ -411,6 +411,17 @@ func TestFakeMakePatchesACopyNeverTheTree(t *testing.T) {
 	}
 	fb.opts.Force = false
 
+	// Without the patch: the copy gets the tree's fork.c back, newer than
+	// the patched one, so that make recompiles it.
+	fb.opts.Patches = nil
+	fb.mustBuild(false)
+	back, _ := os.ReadFile(copies[0])
+	fi3, _ := os.Stat(copies[0])
+	if string(back) != string(orig) || !fi3.ModTime().After(fi2.ModTime()) {
+		t.Errorf("unpatched build: fork.c %q at %v, want the original, newer than %v", back, fi3.ModTime(), fi2.ModTime())
+	}
+	fb.opts.Patches = []string{dir}
+
 	// Another patch: another kernel; one that does not apply: ErrPatch.
 	os.WriteFile(p, []byte(strings.Replace(forkPatch, "return 42", "return 43", 1)), 0o644)
 	if again := fb.mustBuild(false); again.Key == res.Key {

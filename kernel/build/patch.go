@@ -239,22 +239,53 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
-// patchedState remembers the files the patches produced in a tree copy:
-// their content hash and modification time.
-type patchedState map[string]struct {
+// patchedState remembers the files the patches of the last build changed in
+// the tree copy: their content hash and modification time. An empty hash
+// marks a file that patches may have changed without a record of how.
+type patchedState map[string]patchedFile
+
+type patchedFile struct {
 	Hash  string
 	MTime time.Time
 }
 
-// keepPatchedTimes gives each file the patches changed its previous
-// modification time when its content is what the previous run produced, so
-// that applying the same patches again does not make the kernel's make
-// rebuild them. It then records the files' state for the next run.
-func keepPatchedTimes(dir, statePath string, patches []Patch) error {
-	var prev patchedState
-	if data, err := os.ReadFile(statePath); err == nil {
-		_ = json.Unmarshal(data, &prev)
+func readPatchedState(path string) patchedState {
+	var st patchedState
+	if data, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(data, &st)
 	}
+	return st
+}
+
+func (st patchedState) write(path string) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// markPatching records, before patches are applied, every file they or the
+// last ones may change, so that a failed run leaves no changed file unknown
+// to the next sync.
+func markPatching(statePath string, prev patchedState, patches []Patch) error {
+	st := patchedState{}
+	for f := range prev {
+		st[f] = patchedFile{}
+	}
+	for _, p := range patches {
+		for _, f := range p.Files {
+			st[f] = patchedFile{}
+		}
+	}
+	return st.write(statePath)
+}
+
+// keepPatchedTimes gives each file the patches changed its previous
+// modification time when its content is what the last build produced, so
+// that applying the same patches again does not make the kernel's make
+// rebuild them. It then records the files' state for the next build.
+func keepPatchedTimes(dir, statePath string, prev patchedState, patches []Patch) error {
 	next := patchedState{}
 	for _, p := range patches {
 		for _, f := range p.Files {
@@ -272,15 +303,8 @@ func keepPatchedTimes(dir, statePath string, patches []Patch) error {
 			if err != nil {
 				return err
 			}
-			next[f] = struct {
-				Hash  string
-				MTime time.Time
-			}{h, fi.ModTime()}
+			next[f] = patchedFile{Hash: h, MTime: fi.ModTime()}
 		}
 	}
-	data, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(statePath, data, 0o644)
+	return next.write(statePath)
 }

@@ -13,6 +13,7 @@ import (
 // log, and reports the phase, the elapsed time and the current target every
 // interval and at each change of phase.
 type progress struct {
+	trim     string // a prefix of targets not worth printing: the build directory
 	log      io.Writer
 	report   func(format string, args ...any)
 	interval time.Duration
@@ -63,7 +64,7 @@ func (p *progress) line(line string) {
 		return
 	}
 	p.steps++
-	p.target = fields[0] + " " + fields[len(fields)-1]
+	p.target = fields[0] + " " + strings.TrimPrefix(fields[len(fields)-1], p.trim)
 	// Phases only move forward: a late host tool is still the compile.
 	phase := stepPhase(fields[0], fields[len(fields)-1])
 	if phaseRank[phase] < phaseRank[p.phase] {

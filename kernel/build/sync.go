@@ -2,17 +2,41 @@ package build
 
 import (
 	"context"
+	"encoding/gob"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 )
 
-// syncTree makes dst a copy of the tree src (without .git): files whose size,
-// modification time or executable bit differ are copied with src's times,
-// so that the kernel's make sees unchanged files as unchanged; what src
-// lacks is removed. It returns how many files it copied.
-func syncTree(ctx context.Context, src, dst string) (int, error) {
+// stamp is what the copy remembers of a tree file it copied.
+type stamp struct {
+	Size  int64
+	MTime int64 // ns
+	Mode  fs.FileMode
+}
+
+// syncTree makes dst a copy of the tree src (without .git), for building
+// with patches applied and never touching src. statePath keeps, for every
+// file copied, the size, time and mode it had in src: a file is copied again
+// only when that changed, when it is in recopy (files the last patches
+// changed), or when dst lacks it; what src lacks is removed. Copies get the
+// current time, never an older one, so that the kernel's make rebuilds what
+// depends on them even when the content goes back to an older version. It
+// returns how many files it copied.
+func syncTree(ctx context.Context, src, dst, statePath string, recopy []string) (int, error) {
+	state := map[string]stamp{}
+	if f, err := os.Open(statePath); err == nil {
+		if gob.NewDecoder(f).Decode(&state) != nil {
+			state = map[string]stamp{}
+		}
+		f.Close()
+	}
+	force := map[string]bool{}
+	for _, p := range recopy {
+		force[p] = true
+	}
+	next := make(map[string]stamp, len(state))
 	seen := map[string]bool{}
 	copied := 0
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
@@ -56,8 +80,9 @@ func syncTree(ctx context.Context, src, dst string) (int, error) {
 			}
 			return os.Symlink(link, target)
 		case info.Mode().IsRegular():
-			if oldErr == nil && old.Mode().IsRegular() && old.Size() == info.Size() &&
-				old.ModTime().Equal(info.ModTime()) && old.Mode().Perm() == info.Mode().Perm() {
+			st := stamp{Size: info.Size(), MTime: info.ModTime().UnixNano(), Mode: info.Mode().Perm()}
+			next[rel] = st
+			if oldErr == nil && old.Mode().IsRegular() && state[rel] == st && !force[rel] {
 				return nil
 			}
 			if oldErr == nil {
@@ -66,14 +91,14 @@ func syncTree(ctx context.Context, src, dst string) (int, error) {
 				}
 			}
 			copied++
-			return copyFile(path, target, info)
+			return copyContent(path, target, info.Mode().Perm())
 		}
 		return nil
 	})
 	if err != nil {
 		return copied, err
 	}
-	// Remove what src does not have, deepest first.
+	// Remove what src does not have.
 	var extra []string
 	err = filepath.WalkDir(dst, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -96,17 +121,18 @@ func syncTree(ctx context.Context, src, dst string) (int, error) {
 			return copied, err
 		}
 	}
-	return copied, nil
+	return copied, writeGob(statePath, next)
 }
 
-// copyFile copies src to dst with src's permissions and times.
-func copyFile(src, dst string, info fs.FileInfo) error {
+// copyContent copies the file src to dst (which must not exist) with the
+// given permissions and the current time.
+func copyContent(src, dst string, perm fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, info.Mode().Perm())
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
@@ -117,8 +143,35 @@ func copyFile(src, dst string, info fs.FileInfo) error {
 	if err := out.Close(); err != nil {
 		return err
 	}
-	if err := os.Chmod(dst, info.Mode().Perm()); err != nil {
+	return os.Chmod(dst, perm) // not masked by the umask
+}
+
+// copyFile copies src to dst with src's permissions and times (for the
+// cache entry's files).
+func copyFile(src, dst string, info fs.FileInfo) error {
+	os.Remove(dst)
+	if err := copyContent(src, dst, info.Mode().Perm()); err != nil {
 		return err
 	}
 	return os.Chtimes(dst, info.ModTime(), info.ModTime())
+}
+
+// writeGob writes v to path atomically.
+func writeGob(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := gob.NewEncoder(tmp).Encode(v); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -267,28 +267,9 @@ func contentHash(ctx context.Context, dir, indexPath string) (string, error) {
 		}
 	}
 	if len(todo) > 0 {
-		_ = writeIndex(indexPath, newIndex) // only an optimisation
+		_ = writeGob(indexPath, newIndex) // only an optimisation
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func writeIndex(path string, index map[string]indexEntry) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".index-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := gob.NewEncoder(tmp).Encode(index); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // hashPath returns the hex SHA-256 of the file at path.

@@ -96,13 +96,31 @@ func TestGitKey(t *testing.T) {
 	}
 }
 
-func TestSyncTreeMirrorsWithTimes(t *testing.T) {
+func TestSyncTreeCopiesWhatChangedAndNeverGoesBackInTime(t *testing.T) {
 	src := writeTree(t, map[string]string{"a.c": "a", "sub/b.c": "b", ".git/x": "x"})
 	os.Symlink("a.c", filepath.Join(src, "link"))
-	dst := filepath.Join(t.TempDir(), "copy")
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(src, "a.c"), past, past)
+	work := t.TempDir()
+	dst, state := filepath.Join(work, "copy"), filepath.Join(work, "sync.state")
 	ctx := context.Background()
-	if n, err := syncTree(ctx, src, dst); err != nil || n != 2 {
-		t.Fatalf("first sync: %d files, %v", n, err)
+	sync := func(recopy ...string) int {
+		t.Helper()
+		n, err := syncTree(ctx, src, dst, state, recopy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	mtime := func(name string) time.Time {
+		fi, err := os.Stat(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime()
+	}
+	if n := sync(); n != 2 {
+		t.Fatalf("first sync copied %d files, want 2", n)
 	}
 	if _, err := os.Stat(filepath.Join(dst, ".git")); err == nil {
 		t.Error(".git was copied")
@@ -110,25 +128,44 @@ func TestSyncTreeMirrorsWithTimes(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(dst, "link")); l != "a.c" {
 		t.Errorf("link -> %q", l)
 	}
-	si, _ := os.Stat(filepath.Join(src, "a.c"))
-	di, _ := os.Stat(filepath.Join(dst, "a.c"))
-	if !si.ModTime().Equal(di.ModTime()) {
-		t.Error("the copy has another time")
+	if n := sync(); n != 0 {
+		t.Errorf("an unchanged tree copied %d files", n)
 	}
-	// Changes in the copy are undone, extras removed, nothing else copied.
+
+	// A patch changed a.c in the copy and left an extra file: the next
+	// sync restores a.c with a newer time, never the tree's older one.
+	before := mtime("a.c")
 	os.WriteFile(filepath.Join(dst, "a.c"), []byte("patched"), 0o644)
-	os.WriteFile(filepath.Join(dst, "sub/extra.c"), nil, 0o644)
+	patched := mtime("a.c")
+	os.WriteFile(filepath.Join(dst, "sub/new.c"), nil, 0o644)
 	os.MkdirAll(filepath.Join(dst, "newdir/deep"), 0o755)
-	if n, err := syncTree(ctx, src, dst); err != nil || n != 1 {
-		t.Fatalf("second sync: %d files, %v", n, err)
+	if n := sync("a.c"); n != 1 {
+		t.Errorf("restoring a.c copied %d files", n)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "a.c")); string(b) != "a" {
 		t.Errorf("a.c = %q", b)
 	}
-	for _, gone := range []string{"sub/extra.c", "newdir"} {
+	if m := mtime("a.c"); m.Before(patched) || m.Before(before) {
+		t.Errorf("restored a.c has time %v, older than the patched one %v", m, patched)
+	}
+	for _, gone := range []string{"sub/new.c", "newdir"} {
 		if _, err := os.Stat(filepath.Join(dst, gone)); err == nil {
 			t.Errorf("%s survived", gone)
 		}
+	}
+	if n := sync(); n != 0 {
+		t.Errorf("a restored file was copied again (%d)", n)
+	}
+
+	// A file changed in the tree is copied again.
+	later := time.Now().Add(time.Second)
+	os.WriteFile(filepath.Join(src, "sub/b.c"), []byte("B"), 0o644)
+	os.Chtimes(filepath.Join(src, "sub/b.c"), later, later)
+	if n := sync(); n != 1 {
+		t.Errorf("a changed tree file: copied %d", n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "sub/b.c")); string(b) != "B" {
+		t.Errorf("b.c = %q", b)
 	}
 }
 
