@@ -1,6 +1,7 @@
 package repro
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scxcheck/scxcheck/kernel/debian"
+	"github.com/scxcheck/scxcheck/suites"
 )
 
 // testKernel is the kernel the QEMU tests boot: $SCXCHECK_KERNEL, else the
@@ -73,6 +75,12 @@ func TestBundleReplaysFailure(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(bundle, f)); err != nil {
 			t.Errorf("bundle lacks %s", f)
 		}
+	}
+	// The recorded exit info: the selftest root was still running.
+	var exits []suites.SchedExit
+	if b, err := os.ReadFile(filepath.Join(bundle, "logs", "exits.json")); err != nil || json.Unmarshal(b, &exits) != nil ||
+		len(exits) != 1 || exits[0].Name != "selftest" || exits[0].Exit == nil || exits[0].Exit.KindName != "SCX_EXIT_NONE" {
+		t.Errorf("exits.json: %+v (%v)", exits, err)
 	}
 	t.Logf("bundle written in %s", time.Since(began).Round(time.Millisecond))
 
