@@ -110,7 +110,7 @@ func afterSpec(ctx context.Context, g *Guest) {
 		// a fresh one.
 		g.Close()
 		if g.spec.expected[v.Class] {
-			AddReportEntry("VM replaced", fmt.Sprintf("the spec provoked a %s failure on purpose: %s", v.Class, v.Kind))
+			AddReportEntry("VM replaced", fmt.Sprintf("the spec provoked this on purpose: %s (%s)", v.Kind, v.Class))
 			return
 		}
 		if v.Class == vm.ClassInfra && run.result.Infra == nil {
@@ -133,3 +133,18 @@ func afterSpec(ctx context.Context, g *Guest) {
 		g.Close()
 	}
 }
+
+// A suite that timed out or was interrupted did not test the kernel fully:
+// whatever its failed specs say, that is an infrastructure outcome, not a
+// regression (exit 3, not 1).
+var _ = ReportAfterSuite("scxcheck: incomplete suite", func(r Report) {
+	if run == nil || run.result.Infra != nil {
+		return
+	}
+	for _, reason := range r.SpecialSuiteFailureReasons {
+		if strings.Contains(reason, "Timeout") || strings.Contains(reason, "Interrupted") {
+			run.result.Infra = fmt.Errorf("the suite did not complete (%s): the specs it did not finish were not tested", reason)
+			return
+		}
+	}
+})

@@ -33,6 +33,8 @@ BPF schedulers and checks what the kernel does.
 
 Usage:
   scxcheck run [flags]            run the suites against a kernel (default: Debian's, fetched on first use)
+  scxcheck soak [--runs N] [run flags]
+                                  run the suites N times, each in a fresh process: wall times, every failure
   scxcheck kernel fetch [flags]   fetch Debian's prebuilt kernel with sub-schedulers into the cache
   scxcheck kernel build [flags]   build a kernel from source (default: Debian's linux-source) for scxcheck
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
@@ -108,6 +110,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return cmdKernelBuild(ctx, rest[1:], stdout, stderr)
 		}
 		return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch' or 'scxcheck kernel build'")
+	case "soak":
+		return cmdSoak(ctx, rest, stdout, stderr)
 	case "bench":
 		switch {
 		case len(rest) > 0 && rest[0] == "boot":

@@ -38,6 +38,7 @@ func TestScripts(t *testing.T) {
 	engine.Cmds["status"] = statusCmd()
 	engine.Cmds["mkelf"] = mkelfCmd()
 	engine.Cmds["truncate"] = truncateCmd()
+	registerFaultScripts(t, engine)
 	engine.Conds["net"] = script.BoolCondition("the Debian mirror can be reached (SCXCHECK_OFFLINE unset)", os.Getenv("SCXCHECK_OFFLINE") == "")
 
 	env := append(os.Environ(), "SCXCHECK_TEST_MAIN=1")

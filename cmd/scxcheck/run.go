@@ -24,6 +24,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		timeout     time.Duration
 		repeat      int
 		jsonReport  string
+		procs       int
 	)
 	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
@@ -40,11 +41,19 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	fs.DurationVar(&timeout, "timeout", time.Hour, "fail the run after this `duration`")
 	fs.IntVar(&repeat, "repeat", 1, "run the selected specs `N` times, each time in a new process, and report each spec's pass rate (see README: the verdict rule)")
 	fs.StringVar(&jsonReport, "json-report", "", "write Ginkgo's JSON report to this `file`")
+	fs.IntVar(&procs, "procs", 1, "run the specs in `N` processes, one VM each, as ginkgo -p does")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if repeat < 1 {
 		return usageErrorf("run: --repeat must be at least 1, not %d", repeat)
+	}
+	if procs < 1 || procs > maxProcs {
+		return usageErrorf("run: --procs must be 1 to %d, not %d", maxProcs, procs)
+	}
+	child, err := parallelChildFromEnv()
+	if err != nil {
+		return usageErrorf("run: %v", err)
 	}
 	accel, err := k.accelerator()
 	if err != nil {
@@ -80,8 +89,16 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	reporterConfig.JSONReport = jsonReport
 	reporterConfig.Verbose = verbose
 	reporterConfig.NoColor = !isTerminal(os.Stdout)
+	if procs > 1 && child == nil {
+		return runParallel(ctx, fs, img, procs, reporterConfig, stdout, stderr)
+	}
+	if child != nil {
+		child.configure(&suiteConfig) // the parent prefixes its output with [p<N>]
+	}
 
-	fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
+	if child == nil {
+		fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
+	}
 	onSpec, closeBundles := failureBundles(img, artifacts, stderr) // repro.go
 	defer closeBundles()
 	res := suites.Run(&fakeT{}, suites.Options{
@@ -93,14 +110,14 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 		OnSpec:     onSpec,
 		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
-	fmt.Fprint(stdout, res.Summary())
-	switch {
-	case res.Infra != nil:
-		return infraError(res.Infra)
-	case res.Failed > 0:
-		return exitError{code: exitFail}
+	if child != nil {
+		if err := child.finish(res); err != nil {
+			return infraError(err)
+		}
+	} else {
+		fmt.Fprint(stdout, res.Summary())
 	}
-	return nil
+	return resultExit(res)
 }
 
 // fakeT stands in for testing.T when the suites run outside go test.

@@ -73,12 +73,22 @@ func Cached(cacheDir, release string) (*kernel.Image, error) {
 			}
 		}
 		slices.SortFunc(rels, func(a, b string) int { return compareRelease(b, a) })
+		var bad []string
 		for _, rel := range rels {
-			if img, err := openEntry(filepath.Join(kernels, rel)); err == nil {
+			img, err := openEntry(filepath.Join(kernels, rel))
+			if err == nil {
 				return img, nil
 			}
+			var ce *cacheError
+			if errors.As(err, &ce) && ce.corrupt {
+				bad = append(bad, rel+": "+ce.detail)
+			}
 		}
-		return nil, &cacheError{msg: "no complete cached kernel in " + kernels}
+		msg := "no complete cached kernel in " + kernels
+		if len(bad) > 0 {
+			msg += " (incomplete or corrupted: " + strings.Join(bad, "; ") + ")"
+		}
+		return nil, &cacheError{msg: msg}
 	}
 	rel, err := normalizeRelease(release)
 	if err != nil {
