@@ -30,7 +30,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
 into the cache on first use.
 
-Labels select one concern: boot, dispatch, distant, nesting, recursion, teardown.
+Labels select one concern: boot, dispatch, distant, nesting, recursion, teardown, fault
+(scxcheck itself when the guest, agent, QEMU or cache break; slow marks the longest).
 Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout)
 	k.register(fs)
 	fs.StringVar(&labelFilter, "label-filter", "", "run only the specs matching this Ginkgo label `expression`, e.g. 'boot || dispatch'")

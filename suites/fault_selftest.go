@@ -1,0 +1,39 @@
+package suites
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// FaultSelftestEnv, set to 1, adds specs that break the VM without
+// declaring it expected, labelled selftest and selftest-fault: they check
+// what a real failure looks like in the report and the exit code (kernel
+// fault and agent failure: 1; QEMU killed: 3). Without it they do not exist,
+// so that `--label-filter=selftest` runs are not changed by them.
+const FaultSelftestEnv = "SCXCHECK_SELFTEST_FAULTS"
+
+var _ = func() bool {
+	if os.Getenv(FaultSelftestEnv) != "1" {
+		return false
+	}
+	Describe("scxcheck's verdict on an unexpected failure", Label(SelftestLabel, "selftest-fault"), func() {
+		It("fails a spec during which the kernel panics", func() {
+			_ = guest.WriteFile("/proc/sysrq-trigger", "c")
+		})
+		It("fails a spec during which the agent dies", func() {
+			Expect(guest.Call(context.Background(), "Fault", proto.Fault{Action: proto.FaultExit}, &proto.Empty{})).To(Succeed())
+			Eventually(guest.Exited(), panicVerdict).Should(BeClosed())
+		})
+		It("fails a spec during which QEMU is killed, as infrastructure", func() {
+			Expect(syscall.Kill(guest.PID(), syscall.SIGKILL)).To(Succeed())
+			Eventually(guest.Exited(), qemuVerdict).Should(BeClosed())
+		})
+	})
+	return true
+}()
