@@ -142,9 +142,11 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, img *kernel.Image, procs
 			fmt.Sprintf("%s=%d,%d,%s,%s", parallelChildEnv, p, procs, srv.Address(), resultFile(dir, p)))
 		out := &prefixWriter{w: stderr, prefix: fmt.Sprintf("[p%d] ", p)}
 		cmd.Stdout, cmd.Stderr = out, out
-		// Interrupted, the children get SIGINT from here (as from a
-		// terminal) and shut their VMs down themselves.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		// Interrupted, the children get one SIGINT, from here: in their own
+		// process group, a terminal's Ctrl-C does not reach them twice
+		// (Ginkgo skips the cleanup on a second interrupt). They shut their
+		// VMs down themselves.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return infraError(fmt.Errorf("parallel run: start process %d: %w", p, err))
 		}
