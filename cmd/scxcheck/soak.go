@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,8 +45,9 @@ const soakGrace = 5 * time.Minute
 // soakRun is one run of a soak.
 type soakRun struct {
 	runner.Run
-	dir  string
-	hang bool
+	dir         string
+	hang        bool // stopped at its deadline, or a spec timed out
+	interrupted bool // the soak was interrupted during the run
 }
 
 func cmdSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -110,8 +112,23 @@ func soakOnce(ctx context.Context, self string, runArgs []string, artifacts stri
 	}
 	defer out.Close()
 	w := &syncWriter{w: out}
-	rctx, cancel := context.WithTimeout(ctx, limit)
+	// The run shares our process group: a terminal's Ctrl-C reaches it
+	// directly, and a second SIGINT from the runner would make Ginkgo skip
+	// its cleanup. So an interrupt is passed on only if the run has not
+	// ended a minute later (say, when only this process was signalled).
+	rctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(time.Minute):
+				cancel()
+			case <-rctx.Done():
+			}
+		case <-rctx.Done():
+		}
+	}()
 	got, _ := runner.Repeat(rctx, runner.Config{
 		Command: append([]string{self, "run"}, runArgs...),
 		PerRun: func(int) []string {
@@ -123,9 +140,10 @@ func soakOnce(ctx context.Context, self string, runArgs []string, artifacts stri
 		r.Run = got[0]
 	}
 	r.Index = i
-	r.hang = rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	r.hang = errors.Is(rctx.Err(), context.DeadlineExceeded)
+	r.interrupted = ctx.Err() != nil
 	for _, s := range r.Specs {
-		if s.Class == runner.ClassTimeout {
+		if s.State == "timedout" {
 			r.hang = true
 		}
 	}
@@ -155,6 +173,8 @@ func (r soakRun) outcome() string {
 	}
 	counts := fmt.Sprintf("%d passed, %d failed, %d skipped", passed, len(r.failed()), skipped)
 	switch {
+	case r.interrupted:
+		return "interrupted: " + counts
 	case r.hang:
 		return "HANG, stopped: " + counts
 	case r.ExitCode == exitPass && r.Err == "":
@@ -177,6 +197,8 @@ func soakReport(done []soakRun, asked int) string {
 	for _, r := range done {
 		walls = append(walls, r.Duration)
 		switch {
+		case r.interrupted:
+			infra++
 		case r.hang:
 			hang++
 		case r.ExitCode == exitPass && r.Err == "":
