@@ -377,7 +377,7 @@ func (r *Report) String() string {
 		fmt.Fprintf(&b, "WARNING: %s\n", r.Warning)
 	}
 	fmt.Fprintf(&b, "steps (%d):\n", len(r.Steps))
-	fmt.Fprintf(&b, "  %-12s  %-4s  %-5s  %8s  %8s  %s\n", "commit", "runs", "verdict", "build", "test", "subject / reason")
+	fmt.Fprintf(&b, "  %-12s  %-4s  %-7s  %8s  %8s  %s\n", "commit", "runs", "verdict", "build", "test", "subject / reason")
 	for _, s := range r.Steps {
 		cached := ""
 		if s.Cached {
