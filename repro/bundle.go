@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -58,6 +59,13 @@ func Binary(dir string) (string, error) {
 	out := filepath.Join(dir, "scxcheck")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, bi.Main.Path+"/cmd/scxcheck")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	// Build in the module this was compiled from (a test binary runs
+	// anywhere; its source path is known unless built with -trimpath).
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		if root := filepath.Dir(filepath.Dir(file)); fileExists(filepath.Join(root, "go.mod")) {
+			cmd.Dir = root
+		}
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("reproduction bundle: go build %s/cmd/scxcheck: %v\n%s", bi.Main.Path, err, b)
 	}
@@ -493,6 +501,11 @@ func copyLogs(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func copyFile(src, dst string) error {

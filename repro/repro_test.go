@@ -142,3 +142,22 @@ func TestReproScript(t *testing.T) {
 		t.Errorf("without QEMU: %v\n%s", err, out)
 	}
 }
+
+// Outside the module's directory (as in the CLI's script tests), Binary
+// still builds scxcheck from this test binary's module.
+func TestBinaryBuildsFromAnywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds scxcheck")
+	}
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir(dir)
+	bin, err := Binary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(bin) != dir {
+		t.Errorf("built %s, want it in %s", bin, dir)
+	}
+}
