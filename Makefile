@@ -10,7 +10,7 @@ DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev
 # What building a kernel from source needs (scxcheck kernel build), also from
 # the machine's own release. pahole comes separately: bookworm's is too old,
 # so scxcheck fetches Debian trixie's into its cache (see README).
-BUILD_DEB_PKGS := make gcc flex bison bc perl zstd binutils libelf-dev libssl-dev
+BUILD_DEB_PKGS := make gcc flex bison bc perl gzip binutils libelf-dev libssl-dev
 ARGS    ?=
 
 .PHONY: all build deps deps-build kernel run test test-slow vet bench clean generate check-generate

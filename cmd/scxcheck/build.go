@@ -171,6 +171,7 @@ answers. Prints the three times against their targets.`, stdout)
 	}
 	logf := opts.Log
 
+	loadStart := loadAverage()
 	// Full: a fresh build directory of its own, so the user's stays.
 	opts.WorkDir = filepath.Join(dir, "build", "bench")
 	if err := os.RemoveAll(opts.WorkDir); err != nil {
@@ -212,11 +213,30 @@ answers. Prints the three times against their targets.`, stdout)
 		what = full.Tree.Origin
 	}
 	fmt.Fprintf(stdout, "build benchmark: kernel %s from %s, scxcheck's config, make -j%d:\n", full.Tree.Version, what, jobs(opts.Jobs))
-	fmt.Fprintf(stdout, "  full build             %8s  (target ≤ %s: %s)\n", secs(full.Elapsed), targetFullBuild, verdict(full.Elapsed <= targetFullBuild))
-	fmt.Fprintf(stdout, "  incremental (ext.c)    %8s  (target ≤ %s: %s)\n", secs(incr.Elapsed), targetIncremental, verdict(incr.Elapsed <= targetIncremental))
+	fmt.Fprintf(stdout, "  full build             %8s  (target ≤ %s: %s)  %s\n", secs(full.Elapsed), targetFullBuild, verdict(full.Elapsed <= targetFullBuild), breakdown(full))
+	fmt.Fprintf(stdout, "  incremental (ext.c)    %8s  (target ≤ %s: %s)  %s\n", secs(incr.Elapsed), targetIncremental, verdict(incr.Elapsed <= targetIncremental), breakdown(incr))
 	fmt.Fprintf(stdout, "  cache hit              %8s  (target ≤ %s: %s)\n", secs(hit.Elapsed), targetCacheHit, verdict(hit.Elapsed <= targetCacheHit))
 	fmt.Fprintf(stdout, "  image                  %s\n", hit.Image.Boot)
+	fmt.Fprintf(stdout, "  load average           %s at the start, %s at the end (other work on the machine slows the builds)\n", loadStart, loadAverage())
 	return nil
+}
+
+// breakdown says where a build's time went.
+func breakdown(r *build.Result) string {
+	return fmt.Sprintf("[copy %s, configure %s, make %s]", secs(r.Copy), secs(r.Configure), secs(r.Make))
+}
+
+// loadAverage returns the 1-minute load average, "?" if unknown.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func jobs(j int) int {

@@ -71,6 +71,8 @@ type Result struct {
 	Key     string
 	Log     string // the build log (in the entry)
 	Elapsed time.Duration
+	// Where a build's time went: copying the tree, configuring, make.
+	Copy, Configure, Make time.Duration
 }
 
 // DefaultFragments returns scxcheck's own fragments (package kconfig).
@@ -207,6 +209,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if _, err := os.Stat(src); err != nil {
 		o.logf("copying %s to %s (the build works on a copy)", tree.Dir, src)
 	}
+	copyStart := time.Now()
 	n, err := syncTree(ctx, tree.Dir, src, filepath.Join(work, "sync.state"), slices.Collect(maps.Keys(prev)))
 	if err != nil {
 		return nil, fmt.Errorf("copy kernel tree: %w", err)
@@ -224,6 +227,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := keepPatchedTimes(src, patchedPath, prev, patches); err != nil {
 		return nil, err
 	}
+	res.Copy = time.Since(copyStart)
 
 	obj := filepath.Join(work, "obj")
 	if err := os.MkdirAll(obj, 0o755); err != nil {
@@ -241,9 +245,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		withPatches = fmt.Sprintf(", with %d patch(es)", len(patches))
 	}
 	o.logf("configuring kernel %s from %s%s: %s + %s", tree.Version, what, withPatches, o.Base, fragmentNames(o.Fragments))
+	configStart := time.Now()
 	if err := o.configure(ctx, src, what, obj, baseData, mk, logFile); err != nil {
 		return nil, err
 	}
+	res.Configure = time.Since(configStart)
 	if err := checkToolchain(ctx, r, buildTools, nil); err != nil {
 		return nil, err
 	}
@@ -279,6 +285,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, &wrapError{fmt.Sprintf("kernel build failed (make: %v) after %s; last errors:\n%s\nfull log: %s",
 			err, fmtDuration(time.Since(makeStart)), indent(strings.Join(lines, "\n")), logPath), []error{ErrBuild}}
 	}
+	res.Make = time.Since(makeStart)
 	os.WriteFile(filepath.Join(obj, paholeStamp), []byte(paholeLine+"\n"), 0o644)
 	o.logf("build: done in %s (%d steps)", fmtDuration(time.Since(makeStart)), p.steps)
 
@@ -424,6 +431,9 @@ func collect(ctx context.Context, r Runner, obj, logPath, entry string, m manife
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
 	// The entry's vmlinux keeps symbols and BTF but not the DWARF (100 MB
 	// of it for scxcheck's config), like the one inside the bzImage.
 	if _, err := output(ctx, r, "", "objcopy", "--strip-debug", filepath.Join(obj, "vmlinux"), filepath.Join(tmp, "vmlinux")); err != nil {

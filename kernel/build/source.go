@@ -62,6 +62,7 @@ func defaultTree(ctx context.Context, r Runner, cacheDir, mirror string, logf fu
 	if err := os.MkdirAll(trees, 0o755); err != nil {
 		return nil, err
 	}
+	removeStalePartials(trees)
 	tmp, err := os.MkdirTemp(trees, ".partial-")
 	if err != nil {
 		return nil, err

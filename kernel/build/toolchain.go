@@ -37,11 +37,11 @@ type tool struct {
 var configTools = []tool{{"make", "make"}, {"gcc", "gcc"}, {"flex", "flex"}, {"bison", "bison"}}
 
 // buildTools are what building it needs besides pahole: binutils, bc for
-// timeconst.h, perl for generated headers, zstd for the compressed payload,
+// timeconst.h, perl for generated headers, gzip for the compressed payload,
 // the libelf headers for objtool and resolve_btfids, the OpenSSL headers for
 // the certificate tools.
 var buildTools = []tool{
-	{"ld", "binutils"}, {"objcopy", "binutils"}, {"bc", "bc"}, {"perl", "perl"}, {"zstd", "zstd"},
+	{"ld", "binutils"}, {"objcopy", "binutils"}, {"bc", "bc"}, {"perl", "perl"}, {"gzip", "gzip"},
 	{"<gelf.h>", "libelf-dev"}, {"<openssl/ssl.h>", "libssl-dev"},
 }
 
