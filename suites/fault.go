@@ -107,7 +107,8 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 
 		expectVerdict(v, vm.ClassAgent, vm.KindAgentDied, "agent failure during the spec: agent died: ")
 		Expect(v.Line).To(ContainSubstring("Attempted to kill init!"))
-		Expect(v.Excerpt).To(ContainSubstring("scxcheck-agent: exiting on request"))
+		// The agent's own "exiting on request" line is not asserted: it
+		// shares the serial console with the panic and can arrive split.
 		Expect(failureMessage(v)).To(ContainSubstring("Kernel panic - not syncing: Attempted to kill init!"))
 		Expect(took).To(BeNumerically("<", panicVerdict))
 	})
