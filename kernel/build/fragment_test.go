@@ -58,11 +58,15 @@ func TestDefaultFragmentsAreWellFormedAndCommented(t *testing.T) {
 		}
 		// Every assignment has its own comment right above it.
 		lines := strings.Split(string(f.Data), "\n")
+		isAssignment := func(l string) bool {
+			_, off := notSet(l)
+			return strings.HasPrefix(l, "CONFIG_") || off
+		}
 		for i, l := range lines {
-			if !strings.HasPrefix(l, "CONFIG_") {
+			if !isAssignment(l) {
 				continue
 			}
-			if i == 0 || !strings.HasPrefix(lines[i-1], "# ") {
+			if i == 0 || !strings.HasPrefix(lines[i-1], "# ") || isAssignment(lines[i-1]) {
 				t.Errorf("%s:%d: %s has no comment saying why", f.Name, i+1, l)
 			}
 		}
