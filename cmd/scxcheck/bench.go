@@ -35,21 +35,11 @@ like: the agent run powers off as soon as it is ready.`, stdout)
 	if runs < 1 {
 		return usageErrorf("bench boot: --runs must be at least 1, not %d", runs)
 	}
-	accel, err := k.accelerator()
+	t, err := k.resolve(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	threads, err := k.tcgThreads()
-	if err != nil {
-		return err
-	}
-	img, err := k.image(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	if err := k.checkQEMU(); err != nil {
-		return err
-	}
+	img, accel, threads := t.img, t.accel, t.threads
 	dir, err := os.MkdirTemp("", "scxcheck-bench-")
 	if err != nil {
 		return infraError(err)

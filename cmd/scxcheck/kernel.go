@@ -150,3 +150,32 @@ uncompressed vmlinux for the faster PVH boot, checks the config, and prints the 
 	fmt.Fprintln(stdout, img.Boot)
 	return nil
 }
+
+// target is what a command that boots a kernel resolves from kernelFlags.
+type target struct {
+	img     *kernel.Image
+	accel   vm.Accel
+	threads vm.TCGThreads
+}
+
+// resolve checks the accelerator flags, resolves the kernel (fetching or
+// building it if need be) and checks that QEMU is there: the common start of
+// every command that boots a VM.
+func (k *kernelFlags) resolve(ctx context.Context, log io.Writer) (target, error) {
+	accel, err := k.accelerator()
+	if err != nil {
+		return target{}, err
+	}
+	threads, err := k.tcgThreads()
+	if err != nil {
+		return target{}, err
+	}
+	img, err := k.image(ctx, log)
+	if err != nil {
+		return target{}, err
+	}
+	if err := k.checkQEMU(); err != nil {
+		return target{}, err
+	}
+	return target{img: img, accel: accel, threads: threads}, nil
+}

@@ -46,24 +46,14 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 	if out == "" {
 		return usageErrorf("repro: --out DIR is required")
 	}
-	accel, err := k.accelerator()
-	if err != nil {
-		return err
-	}
-	threads, err := k.tcgThreads()
-	if err != nil {
-		return err
-	}
 	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
 		return usageErrorf("--label-filter %q: %v", labelFilter, err)
 	}
-	img, err := k.image(ctx, stderr)
+	t, err := k.resolve(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	if err := k.checkQEMU(); err != nil {
-		return err
-	}
+	img, accel, threads := t.img, t.accel, t.threads
 	logs, err := os.MkdirTemp("", "scxcheck-repro-logs-")
 	if err != nil {
 		return infraError(err)

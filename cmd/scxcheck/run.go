@@ -56,24 +56,14 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	if err != nil {
 		return usageErrorf("run: %v", err)
 	}
-	accel, err := k.accelerator()
-	if err != nil {
-		return err
-	}
-	threads, err := k.tcgThreads()
-	if err != nil {
-		return err
-	}
 	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
 		return usageErrorf("--label-filter %q: %v", labelFilter, err)
 	}
-	img, err := k.image(ctx, stderr)
+	t, err := k.resolve(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	if err := k.checkQEMU(); err != nil {
-		return err
-	}
+	img, accel, threads := t.img, t.accel, t.threads
 
 	if repeat > 1 {
 		return runRepeated(ctx, fs, img, repeat, junit, artifacts, stdout, stderr)
