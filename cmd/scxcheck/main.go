@@ -171,8 +171,7 @@ func newFlagSet(name, summary string, stdout io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return err
+			return err // the flag set has printed its usage
 		}
 		return usageErrorf("%s: %v (run 'scxcheck %s --help')", fs.Name(), err, fs.Name())
 	}
