@@ -249,3 +249,37 @@ func jobs(j int) int {
 }
 
 func secs(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+
+// saveBuildArtifacts copies what a kernel build leaves for a reviewer (its
+// log, and the .config when it got that far) into dir/kernel/: from the
+// cache entry of a built or cached kernel, or from the build directory of
+// one that failed (err).
+func saveBuildArtifacts(dir string, res *build.Result, err error) error {
+	var files [][2]string // source, name in dir/kernel
+	switch {
+	case res != nil:
+		files = [][2]string{{res.Log, "build.log"}, {filepath.Join(res.Entry, "config"), "config"}}
+	case build.FailedLog(err) != "":
+		log := build.FailedLog(err)
+		files = [][2]string{{log, "build.log"}, {filepath.Join(filepath.Dir(log), "obj", ".config"), "config"}}
+	default:
+		return nil
+	}
+	out := filepath.Join(dir, "kernel")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("save kernel build artifacts: %w", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f[0])
+		if errors.Is(err, os.ErrNotExist) && f[1] == "config" {
+			continue // the build failed before configuring
+		}
+		if err != nil {
+			return fmt.Errorf("save kernel build artifacts: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(out, f[1]), data, 0o644); err != nil {
+			return fmt.Errorf("save kernel build artifacts: %w", err)
+		}
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 
 	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/build"
 	"github.com/scxcheck/scxcheck/kernel/debian"
 	"github.com/scxcheck/scxcheck/vm"
 )
@@ -72,17 +73,23 @@ func (k *kernelFlags) accelerator() (vm.Accel, error) {
 // image resolves the kernel to boot: --kernel, else one built from --tree
 // and --patch (or taken from the build cache), else the newest complete
 // cached Debian kernel, else a fresh fetch.
-func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, error) {
+func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, *build.Result, error) {
 	if k.build.requested() {
 		if k.kernel != "" {
-			return nil, usageErrorf("--kernel and --tree/--patch exclude each other: boot a kernel, or build one")
+			return nil, nil, usageErrorf("--kernel and --tree/--patch exclude each other: boot a kernel, or build one")
 		}
 		res, err := k.buildKernel(ctx, log)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return res.Image, nil
+		return res.Image, res, nil
 	}
+	img, err := k.prebuilt(ctx, log)
+	return img, nil, err
+}
+
+// prebuilt resolves --kernel, else the cached or freshly fetched Debian kernel.
+func (k *kernelFlags) prebuilt(ctx context.Context, log io.Writer) (*kernel.Image, error) {
 	if k.kernel != "" {
 		img, err := kernel.Open(k.kernel)
 		if err != nil {
@@ -154,6 +161,7 @@ uncompressed vmlinux for the faster PVH boot, checks the config, and prints the 
 // target is what a command that boots a kernel resolves from kernelFlags.
 type target struct {
 	img     *kernel.Image
+	built   *build.Result // nil unless built from --tree/--patch
 	accel   vm.Accel
 	threads vm.TCGThreads
 }
@@ -170,12 +178,12 @@ func (k *kernelFlags) resolve(ctx context.Context, log io.Writer) (target, error
 	if err != nil {
 		return target{}, err
 	}
-	img, err := k.image(ctx, log)
+	img, built, err := k.image(ctx, log)
 	if err != nil {
 		return target{}, err
 	}
 	if err := k.checkQEMU(); err != nil {
 		return target{}, err
 	}
-	return target{img: img, accel: accel, threads: threads}, nil
+	return target{img: img, built: built, accel: accel, threads: threads}, nil
 }

@@ -60,6 +60,11 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 		return usageErrorf("--label-filter %q: %v", labelFilter, err)
 	}
 	t, err := k.resolve(ctx, stderr)
+	if artifacts != "" && child == nil {
+		if err := saveBuildArtifacts(artifacts, t.built, err); err != nil {
+			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func (o *Options) logf(format string, args ...any) {
 // wrap ErrNotTree, ErrPatch, ErrFragment, kernel.ErrConfig (a requested
 // symbol did not survive olddefconfig; the message names it and the
 // dependency that is off), ErrToolchain, ErrBuild, or debian.ErrMirror.
-func Build(ctx context.Context, o Options) (*Result, error) {
+func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	start := time.Now()
 	if o.CacheDir == "" {
 		return nil, errors.New("build kernel: no cache directory")
@@ -199,6 +199,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			err = &logError{err: err, log: logPath}
+		}
+	}()
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "scxcheck kernel build %s\ntree %s (%s) %s\nbase %s\nfragments %s\npatches %d\npahole %s\n\n",
 		time.Now().Format(time.RFC3339), tree.Dir, tree.Version, tree.Origin, o.Base, fragmentNames(o.Fragments), len(patches), paholeLine)

@@ -98,3 +98,22 @@ type wrapError struct {
 
 func (e *wrapError) Error() string   { return e.msg }
 func (e *wrapError) Unwrap() []error { return e.errs }
+
+// logError is a build that failed after its log was started.
+type logError struct {
+	err error
+	log string
+}
+
+func (e *logError) Error() string { return e.err.Error() }
+func (e *logError) Unwrap() error { return e.err }
+
+// FailedLog returns the build log of the build that err ended, or "" when
+// err came before the build wrote a log.
+func FailedLog(err error) string {
+	var le *logError
+	if errors.As(err, &le) {
+		return le.log
+	}
+	return ""
+}
