@@ -45,7 +45,7 @@ func (b *buildFlags) registerAll(fs *flag.FlagSet) {
 	fs.Var(&b.configs, "config", "merge this config fragment `file` after scxcheck's own (kconfig/sub-sched.config, kconfig/vm.config) (repeatable)")
 	fs.StringVar(&b.pahole, "pahole", "", "use this pahole (v1.26 or newer) `binary` (default: the system's if new enough, else Debian trixie's, fetched into the cache)")
 	fs.IntVar(&b.jobs, "jobs", 0, "make's -j `N` (default: the number of CPUs)")
-	fs.IntVar(&b.jobs, "j", 0, "short for --jobs (-j N, not -jN)")
+	fs.IntVar(&b.jobs, "j", 0, "short for --jobs (-j N, -jN)")
 	fs.BoolVar(&b.force, "force", false, "build even if the cache holds this kernel")
 }
 
@@ -159,7 +159,7 @@ answers. Prints the three times against their targets.`, stdout)
 	fs.StringVar(&k.build.tree, "tree", "", "kernel source `directory` (default: Debian's linux-source)")
 	fs.StringVar(&k.build.pahole, "pahole", "", "use this pahole `binary` (v1.26 or newer)")
 	fs.IntVar(&k.build.jobs, "jobs", 0, "make's -j `N` (default: the number of CPUs)")
-	fs.IntVar(&k.build.jobs, "j", 0, "short for --jobs (-j N, not -jN)")
+	fs.IntVar(&k.build.jobs, "j", 0, "short for --jobs (-j N, -jN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

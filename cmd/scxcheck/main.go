@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/scxcheck/scxcheck/agent"
@@ -168,10 +170,40 @@ func newFlagSet(name, summary string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// makeStyleJobs rewrites make's -jN (and --jN) into -j=N, which package
+// flag understands, so that a kernel developer's habit works.
+func makeStyleJobs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name := strings.TrimLeft(a, "-")
+		if dashes := len(a) - len(name); dashes == 1 || dashes == 2 {
+			if n, ok := strings.CutPrefix(name, "j"); ok {
+				if _, err := strconv.Atoi(n); err == nil {
+					a = "-j=" + n
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if fs.Lookup("j") != nil {
+		args = makeStyleJobs(args)
+	}
+	// Package flag calls Usage on every parse error; print it only for --help.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err // the flag set has printed its usage
+			usage()
+			return err
 		}
 		return usageErrorf("%s: %v (run 'scxcheck %s --help')", fs.Name(), err, fs.Name())
 	}
