@@ -283,3 +283,76 @@ func saveBuildArtifacts(dir string, res *build.Result, err error) error {
 	}
 	return nil
 }
+
+func cmdKernelPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		k      kernelFlags
+		keep   int
+		dryRun bool
+	)
+	fs := newFlagSet("kernel prune", `Frees space in the kernel-build cache (built kernels are ~20 MB each, a tree's
+build directory ~1-3 GB). Removes the built kernels beyond the --keep most
+recently built or used, incomplete entries, and the build directories of trees
+that no longer exist; a build directory a running build holds is kept. Default
+kernels fetched from Debian, the Debian source tree and bisect clones are left
+alone. Lists every item with its size and what happens to it.`, stdout)
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.IntVar(&keep, "keep", 5, "keep the `N` most recently used built kernels")
+	fs.BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if keep < 0 {
+		return usageErrorf("kernel prune: --keep must be 0 or more, not %d", keep)
+	}
+	dir, err := k.cacheDir()
+	if err != nil {
+		return err
+	}
+	items, err := build.Prune(ctx, build.PruneOptions{CacheDir: dir, Keep: keep, DryRun: dryRun})
+	var total, freed int64
+	for _, it := range items {
+		total += it.Size
+		verb := "keep"
+		if it.Why != "" && !strings.HasPrefix(it.Why, "kept:") {
+			verb = "remove"
+			if dryRun {
+				verb = "would remove"
+			}
+			freed += it.Size
+		}
+		used := "-"
+		if !it.Used.IsZero() {
+			used = it.Used.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(stdout, "%-12s %-9s %8s  %-16s  %s", verb, it.Kind, humanBytes(it.Size), used, it.Dir)
+		if it.What != "" {
+			fmt.Fprintf(stdout, "  (%s)", it.What)
+		}
+		if it.Why != "" {
+			fmt.Fprintf(stdout, ": %s", it.Why)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if err != nil {
+		return infraError(err)
+	}
+	what := "freed"
+	if dryRun {
+		what = "would free"
+	}
+	fmt.Fprintf(stdout, "kernel build cache %s: %d items, %s; %s %s\n", filepath.Join(dir, "build"), len(items), humanBytes(total), what, humanBytes(freed))
+	return nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -39,6 +39,7 @@ Usage:
                                   run the suites N times, each in a fresh process: wall times, every failure
   scxcheck kernel fetch [flags]   fetch Debian's prebuilt kernel with sub-schedulers into the cache
   scxcheck kernel build [flags]   build a kernel from source (default: Debian's linux-source) for scxcheck
+  scxcheck kernel prune [flags]   free space: remove old built kernels and build directories of gone trees
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
   scxcheck bench build [flags]    benchmark a full, an incremental and a cached kernel build
   scxcheck repro --out DIR [flags]  write reproduction bundles: replay a spec with only QEMU installed
@@ -110,8 +111,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return cmdKernelFetch(ctx, rest[1:], stdout, stderr)
 		case len(rest) > 0 && rest[0] == "build":
 			return cmdKernelBuild(ctx, rest[1:], stdout, stderr)
+		case len(rest) > 0 && rest[0] == "prune":
+			return cmdKernelPrune(ctx, rest[1:], stdout, stderr)
 		}
-		return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch' or 'scxcheck kernel build'")
+		return usageErrorf("kernel: want a subcommand: 'scxcheck kernel fetch', 'scxcheck kernel build' or 'scxcheck kernel prune'")
 	case "soak":
 		return cmdSoak(ctx, rest, stdout, stderr)
 	case "bench":

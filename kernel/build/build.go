@@ -165,6 +165,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log")}
 	if !o.Force {
 		if img, m, err := openEntry(entry, key); err == nil {
+			touchEntry(entry)
 			o.logf("kernel from cache: %s (built %s in %s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration)
 			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
 			return res, nil

@@ -347,6 +347,13 @@ func TestFakeMakeCompileErrorIsReported(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
+	log := FailedLog(err)
+	if data, rerr := os.ReadFile(log); rerr != nil || !bytes.Contains(data, []byte("this tree is broken")) {
+		t.Errorf("FailedLog(err) = %q (%v): want the build log holding make's error", log, rerr)
+	}
+	if FailedLog(ErrBuild) != "" {
+		t.Error("FailedLog names a log for an error that is not a build's")
+	}
 }
 
 func TestFakeMakeMissingToolchainNamesPackages(t *testing.T) {

@@ -1,0 +1,223 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// CacheItem is one thing the kernel-build cache holds: a built kernel
+// (build/kernels/<version>-<key>) or the build directory of one tree
+// (build/work/<hash>: a copy of the tree and its object files).
+type CacheItem struct {
+	Kind string // "kernel" or "build dir"
+	Dir  string
+	Size int64
+	// Used is when a kernel was last built or taken from the cache, or when
+	// a build directory was last built in.
+	Used time.Time
+	// What says what the item is for: the tree, its version and patches.
+	What string
+	// Why is set on the items Prune removes: the reason.
+	Why string
+}
+
+// PruneOptions say what Prune keeps.
+type PruneOptions struct {
+	CacheDir string
+	// Keep is how many built kernels to keep, most recently used first.
+	Keep int
+	// DryRun lists what would be removed and removes nothing.
+	DryRun bool
+}
+
+// Prune frees space in the kernel-build cache: it removes built kernels
+// beyond the Keep most recently used, incomplete entries, and the build
+// directories of trees that no longer exist. A build directory in use by a
+// running build (its lock held) is never touched. It returns every item it
+// looked at, those removed (or, with DryRun, to be removed) with Why set.
+func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
+	if o.Keep < 0 {
+		return nil, fmt.Errorf("prune kernel build cache: keep %d kernels: must be 0 or more", o.Keep)
+	}
+	root := filepath.Join(o.CacheDir, "build")
+	var items []CacheItem
+
+	kernels, err := listDirs(filepath.Join(root, "kernels"))
+	if err != nil {
+		return nil, fmt.Errorf("prune kernel build cache: %w", err)
+	}
+	var complete []int
+	for _, dir := range kernels {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if strings.HasPrefix(filepath.Base(dir), ".partial-") {
+			continue // a build collecting its result, or removed by the next one
+		}
+		it := CacheItem{Kind: "kernel", Dir: dir, Size: duSize(dir)}
+		m, used, err := readManifest(dir)
+		if err != nil {
+			it.Why = "incomplete: " + err.Error()
+		} else {
+			it.Used = used
+			it.What = describe(m)
+			complete = append(complete, len(items))
+		}
+		items = append(items, it)
+	}
+	sort.SliceStable(complete, func(a, b int) bool { return items[complete[a]].Used.After(items[complete[b]].Used) })
+	for n, i := range complete {
+		if n >= o.Keep {
+			items[i].Why = fmt.Sprintf("not among the %d most recently used kernels", o.Keep)
+		}
+	}
+
+	works, err := listDirs(filepath.Join(root, "work"))
+	if err != nil {
+		return nil, fmt.Errorf("prune kernel build cache: %w", err)
+	}
+	for _, dir := range works {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		it := CacheItem{Kind: "build dir", Dir: dir, Size: duSize(dir), Used: modTime(filepath.Join(dir, "build.log"))}
+		tree := readTreeName(dir)
+		it.What = "tree " + tree
+		if tree == "" {
+			it.Why = "names no tree"
+		} else if _, err := os.Stat(filepath.Join(tree, "Makefile")); err != nil {
+			it.Why = "its tree " + tree + " is gone"
+		}
+		items = append(items, it)
+	}
+
+	sort.SliceStable(items, func(a, b int) bool {
+		if items[a].Kind != items[b].Kind {
+			return items[a].Kind == "kernel"
+		}
+		return items[a].Used.After(items[b].Used)
+	})
+	for i := range items {
+		it := &items[i]
+		if it.Why == "" || o.DryRun {
+			continue
+		}
+		if err := removeUnlocked(it); err != nil {
+			return items, fmt.Errorf("prune kernel build cache: remove %s: %w", it.Dir, err)
+		}
+	}
+	return items, nil
+}
+
+// removeUnlocked removes an item; a build directory only while holding its
+// lock, so a running build keeps it (and the item's Why says so).
+func removeUnlocked(it *CacheItem) error {
+	if it.Kind != "build dir" {
+		return os.RemoveAll(it.Dir)
+	}
+	f, err := os.OpenFile(it.Dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		it.Why = "kept: a build is running in it"
+		return nil
+	}
+	if err := os.RemoveAll(it.Dir); err != nil {
+		return err
+	}
+	return os.Remove(it.Dir + ".lock")
+}
+
+func listDirs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// readManifest reads an entry's manifest (without re-hashing its files) and
+// when it was last used: the manifest's modification time, which a cache
+// hit refreshes.
+func readManifest(dir string) (*manifest, time.Time, error) {
+	p := filepath.Join(dir, manifestName)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("no %s", manifestName)
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, time.Time{}, fmt.Errorf("%s: %v", manifestName, err)
+	}
+	return &m, modTime(p), nil
+}
+
+// touchEntry records that the entry in dir was used now.
+func touchEntry(dir string) {
+	now := time.Now()
+	os.Chtimes(filepath.Join(dir, manifestName), now, now)
+}
+
+func describe(m *manifest) string {
+	s := m.Version + " from " + m.TreeDir
+	if len(m.Patches) > 0 {
+		s += " + " + strings.Join(m.Patches, ", ")
+	}
+	return s
+}
+
+func readTreeName(work string) string {
+	data, err := os.ReadFile(filepath.Join(work, "tree"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// duSize is the disk space the files under dir take.
+func duSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && !d.IsDir() {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			} else {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
