@@ -221,6 +221,16 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, fmt.Errorf("copy kernel tree: %w", err)
 	}
 	fmt.Fprintf(logFile, "copied %d files of %s to %s\n", n, tree.Dir, src)
+	// The key was taken before the copy (and perhaps before waiting for
+	// another build): if the tree changed since, the copy is not what the
+	// key names, and caching it under that key would hand the wrong kernel
+	// to the next build of the old content.
+	if after, err := tree.Key(ctx, r, filepath.Join(o.CacheDir, "build", "index")); err != nil {
+		return nil, err
+	} else if after != treeKey {
+		return nil, &wrapError{fmt.Sprintf("kernel tree %s changed while scxcheck was copying it (key %.20s before, %.20s after): "+
+			"not building a kernel whose source is unknown; build again once the tree is still", tree.Dir, treeKey, after), []error{ErrNotTree}}
+	}
 	if err := markPatching(patchedPath, prev, patches); err != nil {
 		return nil, err
 	}

@@ -455,3 +455,51 @@ diff --git a/kernel/fork.c b/kernel/fork.c
 -int fork(void) { return 0; }
 +int fork(void) { return 42; }
 `
+
+func TestFakeMakeTreeChangedBeforeTheCopyIsNotBuilt(t *testing.T) {
+	fb := newFakeBuild(t)
+	// Hold the tree's build directory, as another build would: Build takes
+	// its key, then waits; the tree changes meanwhile.
+	work := filepath.Join(fb.opts.CacheDir, "build", "work", hashString(fb.tree)[:16])
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockDir(context.Background(), work, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	fb.opts.Log = func(format string, args ...any) {
+		if strings.HasPrefix(format, "waiting for another scxcheck") {
+			waiting <- struct{}{}
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := fb.build()
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("Build did not wait for the held build directory: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Build neither waited nor returned in 20 s")
+	}
+	os.WriteFile(filepath.Join(fb.tree, "kernel/fork.c"), []byte("int fork(void) { return 2; }\n"), 0o644)
+	unlock()
+
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Build did not return in 20 s after the lock was released")
+	}
+	if !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "changed while scxcheck was copying it") {
+		t.Fatalf("err = %v, want ErrNotTree saying the tree changed", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(fb.opts.CacheDir, "build", "kernels")); len(ents) != 0 {
+		t.Errorf("a cache entry was written: %v", ents)
+	}
+	fb.opts.Log = func(string, ...any) {}
+	fb.mustBuild(false) // the tree is still now: built, under its new key
+}
