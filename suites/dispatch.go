@@ -109,8 +109,8 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			finish(inside)
 			finish(outside)
 
-			Expect(guest.Trace()).To(HaveTraced("parent", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 1)))
-			Expect(guest.Trace()).To(HaveTraced("child", "dispatch", WithField("moved", Not(Equal("0")))))
+			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("child", "dispatch", WithField("moved", Not(Equal("0")))))
 			Expect(child.Counter("nr_moved")()).To(BeNumerically(">", 0), "the child ran none of its tasks")
 			Expect(parent.Counter("child_true[0]")()).To(BeNumerically(">", 0), "no sub-dispatch of the child returned true")
 			// Every dispatch of the child was a sub-dispatch by the parent.
@@ -132,8 +132,8 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			finish(w2)
 			Expect(a.Counter("nr_moved")()).To(BeNumerically(">", 0))
 			Expect(b.Counter("nr_moved")()).To(BeNumerically(">", 0))
-			Expect(guest.Trace()).To(HaveTraced("parent", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 1)))
-			Expect(guest.Trace()).To(HaveTraced("parent", "sub_dispatch", WithField("cgid", t2.ID), WithField("ret", 1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", t2.ID), WithField("ret", 1)))
 		})
 
 		It("hands the tasks back to the parent when its link closes", func() {
@@ -163,7 +163,7 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			extra, err := guest.Load(proto.LoadScheduler{Fixture: "child", Name: "extra", Cgroup: t2.Path})
 			Expect(err).NotTo(HaveOccurred(), "link create succeeds; the rejection arrives as exit info")
 			Eventually(extra.Exit, settle).Should(ExitWith("SCX_EXIT_ERROR", ContainSubstring("parent rejected (-28)")))
-			Expect(guest.Trace()).To(HaveTraced("parent", "sub_attach", WithField("cgid", t2.ID), WithField("ret", -28)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_attach", WithField("cgid", t2.ID), WithField("ret", -28)))
 			w := start(t1, proto.WorkSleep, 1, workTime)
 			finish(w)
 			stillRunning(first)
@@ -176,7 +176,7 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			const unknown = 999999
 			parent := loadRoot("parent", map[string]uint64{"extra_dispatch_cgid": unknown})
 			finish(start(Cgroup{}, proto.WorkSleep, 1, workTime))
-			Expect(guest.Trace()).To(HaveTraced("parent", "sub_dispatch", WithField("cgid", unknown), WithField("ret", 0)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", unknown), WithField("ret", 0)))
 			Expect(guest.Trace()).NotTo(HaveTraced("parent", "sub_dispatch", WithField("cgid", unknown), WithField("ret", 1)))
 			Expect(parent.Counter("nr_extra_false")()).To(BeNumerically(">", 0))
 			stillRunning(parent)

@@ -70,7 +70,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 
 			exitsWith(h.root, "SCX_EXIT_ERROR", distantMsg(h.b.ID))
 			// The wrong call really happened: the root traced it.
-			Expect(guest.Trace()).To(HaveTraced("root", "sub_dispatch", WithField("cgid", h.b.ID), WithField("slot", -1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", h.b.ID), WithField("slot", -1)))
 			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF scheduler "root" disabled (runtime error)`))
 			Expect(guest.KernelLog()).To(HaveLogged("root: " + distantMsg(h.b.ID)))
 			exitsWith(h.mid, "SCX_EXIT_PARENT")
@@ -96,7 +96,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 			w1, w2 := start(s1, proto.WorkSleep, 1, workTime), start(s2, proto.WorkSleep, 1, workTime)
 
 			exitsWith(caller, "SCX_EXIT_ERROR", distantMsg(s2.ID))
-			Expect(guest.Trace()).To(HaveTraced("caller", "sub_dispatch", WithField("cgid", s2.ID), WithField("slot", -1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("caller", "sub_dispatch", WithField("cgid", s2.ID), WithField("slot", -1)))
 			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "caller" disabled (runtime error)`))
 			Eventually(guest.Dump, settle).Should(HaveDumpHeader("caller", fmt.Sprintf("sub1-%d %s", s1.ID, s1.Rel)))
 			finish(w1)
@@ -114,7 +114,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 			w := start(a, proto.WorkSleep, 1, workTime)
 
 			exitsWith(self, "SCX_EXIT_ERROR", distantMsg(a.ID))
-			Expect(guest.Trace()).To(HaveTraced("self", "sub_dispatch", WithField("cgid", a.ID), WithField("slot", -1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("self", "sub_dispatch", WithField("cgid", a.ID), WithField("slot", -1)))
 			finish(w)
 			stillRunning(root)
 		})
@@ -128,7 +128,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 			for _, w := range h.work {
 				finish(w)
 			}
-			Expect(guest.Trace()).To(HaveTraced("root", "sub_dispatch", WithField("cgid", h.a.ID), WithField("ret", 1)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", h.a.ID), WithField("ret", 1)))
 			for _, s := range []*Sched{h.root, h.mid, h.leaf} {
 				Expect(s.Exit()).NotTo(ExitWith("SCX_EXIT_ERROR", ContainSubstring("distant")), s.Name)
 				Expect(s.Exit()).NotTo(ExitWith("SCX_EXIT_PARENT"), s.Name)
@@ -216,7 +216,7 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 			if enabled, _ := guest.ReadFile(recursionParam); strings.TrimSpace(enabled) == "Y" {
 				Skip("the test-only self-dispatch parameter is on in this kernel")
 			}
-			Expect(guest.Trace()).To(HaveTraced("root", "sub_dispatch", WithField("cgid", 1), WithField("ret", 0)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", 1), WithField("ret", 0)))
 			Expect(root.Exit()).NotTo(ExitWith("SCX_EXIT_ERROR", "dispatch recursion detected"))
 			Expect(guest.KernelLog()).NotTo(HaveLogged("dispatch recursion detected"))
 			Expect(totalRecursionMisses(root)).To(BeZero())
@@ -333,7 +333,7 @@ var _ = Describe("sub-scheduler teardown", Label("teardown"), func() {
 			cg Cgroup
 		}{{c1, t1}, {c2, t2}} {
 			Eventually(guest.Trace, settle).Should(HaveTraced(c.s.Name, "exit"))
-			Expect(guest.Trace()).To(HaveTraced("root", "sub_detach", WithField("cgid", c.cg.ID)))
+			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", c.cg.ID)))
 			detach := firstEvent(guest.Trace(), "root", "sub_detach", c.cg.ID)
 			exit := firstEvent(guest.Trace(), c.s.Name, "exit", 0)
 			Expect(detach.Time).To(BeNumerically("<=", exit.Time), "%s: sub_detach at %.6f, exit at %.6f", c.s.Name, detach.Time, exit.Time)
