@@ -10,6 +10,7 @@ package matchers
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/onsi/gomega"
@@ -24,6 +25,7 @@ import (
 type FieldMatcher struct {
 	Key   string
 	Value types.GomegaMatcher
+	text  string // the exact text WithField was given, for messages
 }
 
 // WithField requires a trace event field. value is a string (exact match),
@@ -31,11 +33,11 @@ type FieldMatcher struct {
 func WithField(key string, value any) FieldMatcher {
 	switch v := value.(type) {
 	case types.GomegaMatcher:
-		return FieldMatcher{key, v}
+		return FieldMatcher{Key: key, Value: v}
 	case string:
-		return FieldMatcher{key, gomega.Equal(v)}
+		return FieldMatcher{Key: key, Value: gomega.Equal(v), text: v}
 	default:
-		return FieldMatcher{key, gomega.Equal(fmt.Sprint(v))}
+		return FieldMatcher{Key: key, Value: gomega.Equal(fmt.Sprint(v)), text: fmt.Sprint(v)}
 	}
 }
 
@@ -94,11 +96,19 @@ func (m *tracedMatcher) fieldsMatch(ev results.TraceEvent) (bool, error) {
 	return true, nil
 }
 
+// matcherHeader is how format.Object starts a matcher: <*pkg.Type | 0xaddr>:
+var matcherHeader = regexp.MustCompile(`^<\*\w+\.(\w+) \| 0x[0-9a-f]+>: `)
+
 func (m *tracedMatcher) want() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", m.fixture, m.event)
 	for _, f := range m.fields {
-		fmt.Fprintf(&b, " %s=<%s>", f.Key, strings.TrimSpace(format.Object(f.Value, 0)))
+		if f.text != "" {
+			fmt.Fprintf(&b, " %s=%s", f.Key, f.text)
+		} else {
+			obj := matcherHeader.ReplaceAllString(format.Object(f.Value, 0), "$1 ")
+			fmt.Fprintf(&b, " %s=<%s>", f.Key, strings.Join(strings.Fields(obj), " "))
+		}
 	}
 	if m.min > 1 {
 		fmt.Fprintf(&b, " (at least %d times)", m.min)

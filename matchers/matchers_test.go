@@ -48,6 +48,14 @@ func TestHaveTraced(t *testing.T) {
 	if !strings.Contains(msg, "sub_dispatch cgid=47 ret=0") {
 		t.Errorf("failure message does not show what was seen: %s", msg)
 	}
+	if !strings.HasPrefix(msg, "expected a trace event parent sub_dispatch cgid=47 ret=1; 0 matched") {
+		t.Errorf("failure message does not say plainly what was wanted: %s", msg)
+	}
+	withMatcher := HaveTraced("child", "dispatch", WithField("n", gomega.Equal("2")))
+	match(t, withMatcher, trace)
+	if msg, _, _ := strings.Cut(withMatcher.FailureMessage(trace), "; "); msg != `expected a trace event child dispatch n=<EqualMatcher { Expected: <string>"2", }>` {
+		t.Errorf("a field matcher is not written on one line: %s", msg)
+	}
 	if match(t, HaveTraced("parent", "sub_dispatch", WithField("cgid", gomega.Equal("48"))), trace) {
 		t.Error("matched the wrong cgroup id")
 	}

@@ -193,12 +193,14 @@ func (r soakRun) outcome() string {
 func soakReport(done []soakRun, asked int) string {
 	var b strings.Builder
 	var walls []time.Duration
-	pass, fail, hang, infra := 0, 0, 0, 0
+	pass, fail, hang, infra, interrupted := 0, 0, 0, 0, 0
 	for _, r := range done {
+		if r.interrupted {
+			interrupted++ // cut short: its wall time says nothing
+			continue
+		}
 		walls = append(walls, r.Duration)
 		switch {
-		case r.interrupted:
-			infra++
 		case r.hang:
 			hang++
 		case r.ExitCode == exitPass && r.Err == "":
@@ -209,7 +211,11 @@ func soakReport(done []soakRun, asked int) string {
 			infra++
 		}
 	}
-	fmt.Fprintf(&b, "scxcheck soak: %d of %d runs: %d passed, %d failed, %d hung, %d infrastructure\n", len(done), asked, pass, fail, hang, infra)
+	fmt.Fprintf(&b, "scxcheck soak: %d of %d runs: %d passed, %d failed, %d hung, %d infrastructure", len(done), asked, pass, fail, hang, infra)
+	if interrupted > 0 {
+		fmt.Fprintf(&b, ", %d interrupted", interrupted)
+	}
+	b.WriteString("\n")
 	if len(walls) > 0 {
 		slices.Sort(walls)
 		fmt.Fprintf(&b, "  wall time per run: min %s, median %s, max %s\n",
