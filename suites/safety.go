@@ -72,7 +72,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 			// The wrong call really happened: the root traced it.
 			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", h.b.ID), WithField("slot", -1)))
 			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF scheduler "root" disabled (runtime error)`))
-			Expect(guest.KernelLog()).To(HaveLogged("root: " + distantMsg(h.b.ID)))
+			Eventually(guest.KernelLog, settle).Should(HaveLogged("root: " + distantMsg(h.b.ID)))
 			exitsWith(h.mid, "SCX_EXIT_PARENT")
 			exitsWith(h.leaf, "SCX_EXIT_PARENT")
 			Expect(h.mid.Exit()).To(HaveField("Reason", "parent exiting"))
@@ -234,7 +234,7 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 
 			exitsWith(root, "SCX_EXIT_ERROR", "dispatch recursion detected")
 			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF scheduler "root" disabled (runtime error)`))
-			Expect(guest.KernelLog()).To(HaveLogged("root: dispatch recursion detected"))
+			Eventually(guest.KernelLog, settle).Should(HaveLogged("root: dispatch recursion detected"))
 			Expect(totalRecursionMisses(root)).To(BeNumerically(">", 0))
 			Eventually(guest.Dump, settle).Should(HaveDumpHeader("root", "root"))
 			finish(w)
