@@ -149,9 +149,12 @@ func TestGitHubActionsExample(t *testing.T) {
 		if job.RunsOn == "" || !strings.HasPrefix(job.Container, "debian:") || job.Timeout == 0 {
 			t.Errorf("%s: want runs-on, a Debian container and a timeout", name)
 		}
-		var gate bool
+		var gate, buildCache, prune bool
 		var uploaded string
 		for _, s := range job.Steps {
+			if strings.Contains(s.Run, "kernel prune") && s.If == "always()" {
+				prune = true
+			}
 			if s.Uses == "" && s.Run == "" {
 				t.Errorf("%s: step %q neither uses nor runs anything", name, s.Name)
 			}
@@ -173,6 +176,7 @@ func TestGitHubActionsExample(t *testing.T) {
 					caches["kernel"] = true
 				case strings.Contains(s.With["path"], "scxcheck/build") && strings.Contains(s.With["key"], "kconfig"):
 					caches["build"] = true
+					buildCache = true
 				}
 			case strings.HasPrefix(s.Uses, "actions/upload-artifact@"):
 				if s.If != "always()" {
@@ -190,6 +194,9 @@ func TestGitHubActionsExample(t *testing.T) {
 		if !gate {
 			t.Errorf("%s: no step runs ci/gate", name)
 		}
+		if buildCache && !prune {
+			t.Errorf("%s: saves the kernel build cache but never trims it (a step running 'kernel prune' with if: always())", name)
+		}
 	}
 	if !caches["kernel"] || !caches["build"] {
 		t.Errorf("want a kernel cache keyed on KERNEL_RELEASE and a build cache keyed on kconfig/, got %v", caches)
@@ -203,6 +210,7 @@ func TestGitLabCIExample(t *testing.T) {
 		Extends string   `yaml:"extends"`
 		Image   string   `yaml:"image"`
 		Script  []string `yaml:"script"`
+		After   []string `yaml:"after_script"`
 		Retry   struct {
 			Max       int   `yaml:"max"`
 			ExitCodes []int `yaml:"exit_codes"`
@@ -269,6 +277,9 @@ func TestGitLabCIExample(t *testing.T) {
 					caches["kernel"] = true
 				case strings.Contains(p, "scxcheck/build"):
 					caches["build"] = true
+					if !strings.Contains(strings.Join(j.After, "\n"), "kernel prune") {
+						t.Errorf("%s: saves the kernel build cache but never trims it (after_script: kernel prune)", name)
+					}
 				}
 			}
 		}
