@@ -314,7 +314,7 @@ alone. Lists every item with its size and what happens to it.`, stdout)
 	for _, it := range items {
 		total += it.Size
 		verb := "keep"
-		if it.Why != "" && !strings.HasPrefix(it.Why, "kept:") {
+		if it.Remove {
 			verb = "remove"
 			if dryRun {
 				verb = "would remove"

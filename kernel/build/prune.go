@@ -27,8 +27,10 @@ type CacheItem struct {
 	Used time.Time
 	// What says what the item is for: the tree, its version and patches.
 	What string
-	// Why is set on the items Prune removes: the reason.
-	Why string
+	// Remove is set on the items Prune removes (or, with DryRun, would);
+	// Why gives the reason, or why an item that qualified was kept.
+	Remove bool
+	Why    string
 }
 
 // PruneOptions say what Prune keeps.
@@ -44,7 +46,7 @@ type PruneOptions struct {
 // beyond the Keep most recently used, incomplete entries, and the build
 // directories of trees that no longer exist. A build directory in use by a
 // running build (its lock held) is never touched. It returns every item it
-// looked at, those removed (or, with DryRun, to be removed) with Why set.
+// looked at, those removed (or, with DryRun, to be removed) marked Remove.
 func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 	if o.Keep < 0 {
 		return nil, fmt.Errorf("prune kernel build cache: keep %d kernels: must be 0 or more", o.Keep)
@@ -67,7 +69,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 		it := CacheItem{Kind: "kernel", Dir: dir, Size: duSize(dir)}
 		m, used, err := readManifest(dir)
 		if err != nil {
-			it.Why = "incomplete: " + err.Error()
+			it.Remove, it.Why = true, "incomplete: "+err.Error()
 		} else {
 			it.Used = used
 			it.What = describe(m)
@@ -78,7 +80,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 	sort.SliceStable(complete, func(a, b int) bool { return items[complete[a]].Used.After(items[complete[b]].Used) })
 	for n, i := range complete {
 		if n >= o.Keep {
-			items[i].Why = fmt.Sprintf("not among the %d most recently used kernels", o.Keep)
+			items[i].Remove, items[i].Why = true, fmt.Sprintf("not among the %d most recently used kernels", o.Keep)
 		}
 	}
 
@@ -94,9 +96,9 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 		tree := readTreeName(dir)
 		it.What = "tree " + tree
 		if tree == "" {
-			it.Why = "names no tree"
+			it.Remove, it.Why = true, "names no tree"
 		} else if _, err := os.Stat(filepath.Join(tree, "Makefile")); err != nil {
-			it.Why = "its tree " + tree + " is gone"
+			it.Remove, it.Why = true, "its tree "+tree+" is gone"
 		}
 		items = append(items, it)
 	}
@@ -109,7 +111,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 	})
 	for i := range items {
 		it := &items[i]
-		if it.Why == "" || o.DryRun {
+		if !it.Remove || o.DryRun {
 			continue
 		}
 		if err := removeUnlocked(it); err != nil {
@@ -120,7 +122,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 }
 
 // removeUnlocked removes an item; a build directory only while holding its
-// lock, so a running build keeps it (and the item's Why says so).
+// lock, so that a running build keeps it (the item then says so).
 func removeUnlocked(it *CacheItem) error {
 	if it.Kind != "build dir" {
 		return os.RemoveAll(it.Dir)
@@ -131,7 +133,7 @@ func removeUnlocked(it *CacheItem) error {
 	}
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		it.Why = "kept: a build is running in it"
+		it.Remove, it.Why = false, "kept: a build is running in it"
 		return nil
 	}
 	if err := os.RemoveAll(it.Dir); err != nil {

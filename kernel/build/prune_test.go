@@ -53,11 +53,16 @@ func TestFakeMakePruneKeepsTheMostRecentlyUsed(t *testing.T) {
 			t.Errorf("a dry run removed %s", d)
 		}
 	}
-	why := map[string]string{}
+	why, remove := map[string]string{}, map[string]bool{}
 	for _, it := range dry {
-		why[it.Dir] = it.Why
+		why[it.Dir], remove[it.Dir] = it.Why, it.Remove
 	}
-	if why[first.Entry] != "" {
+	for _, d := range []string{second.Entry, partial, gone} {
+		if !remove[d] {
+			t.Errorf("%s is not to be removed (why %q)", d, why[d])
+		}
+	}
+	if why[first.Entry] != "" || remove[first.Entry] {
 		t.Errorf("the most recently used kernel is to be removed: %q", why[first.Entry])
 	}
 	if !strings.Contains(why[second.Entry], "most recently used") {
@@ -88,8 +93,8 @@ func TestFakeMakePruneKeepsTheMostRecentlyUsed(t *testing.T) {
 		}
 	}
 	for _, it := range items {
-		if it.Dir == busy && !strings.HasPrefix(it.Why, "kept:") {
-			t.Errorf("locked build dir: why = %q, want it kept", it.Why)
+		if it.Dir == busy && (it.Remove || !strings.Contains(it.Why, "a build is running")) {
+			t.Errorf("locked build dir: remove %v, why %q; want it kept, saying why", it.Remove, it.Why)
 		}
 	}
 	if again := fb.mustBuild(true); again.Entry != first.Entry {
