@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/internal/kerneltest"
+	"github.com/scxcheck/scxcheck/kernel"
 )
 
 func TestExtractVmlinux(t *testing.T) {

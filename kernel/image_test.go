@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/internal/kerneltest"
+	"github.com/scxcheck/scxcheck/kernel"
 )
 
 const release = "9.9.9+test-cloud-amd64"
