@@ -147,12 +147,12 @@ type CgroupID struct {
 // NoAttach, attach it: as the root scheduler when Cgroup is "", else as a
 // sub-scheduler of that cgroup2 directory (its inode becomes sub_cgroup_id).
 type LoadScheduler struct {
-	Fixture   string // a name from fixtures.Names()
-	Name      string // ops.name, also the name the fixture traces under
-	Cgroup    string // e.g. /sys/fs/cgroup/t1; "" for the root
+	Fixture string // a name from fixtures.Names()
+	Name    string // ops.name, also the name the fixture traces under
+	Cgroup  string // e.g. /sys/fs/cgroup/t1; "" for the root
 	// CgroupID, if set, is used as sub_cgroup_id instead of Cgroup's inode:
 	// for ids that name no cgroup.
-	CgroupID uint64
+	CgroupID  uint64
 	TimeoutMs uint32
 	Flags     uint64
 	Knobs     map[string]uint64 // rodata knobs by variable name
