@@ -49,6 +49,8 @@ run: deps build
 
 vet:
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	[ -z "$$unformatted" ] || { echo "gofmt -w needed on: $$unformatted"; exit 1; }
 
 # generate recompiles the BPF fixtures with bpf2go (clang-19) against a
 # vmlinux.h dumped from the default kernel's BTF into the cache (not
