@@ -39,13 +39,19 @@ func (b *buildFlags) registerSource(fs *flag.FlagSet) {
 	fs.Var(&b.patches, "patch", "apply this patch `file`, mbox or directory of numbered patches to a copy of the tree before building (repeatable)")
 }
 
+// registerJobs registers --jobs and its short form -j (make's -jN works too:
+// see makeStyleJobs).
+func (b *buildFlags) registerJobs(fs *flag.FlagSet) {
+	fs.IntVar(&b.jobs, "jobs", 0, "make's -j `N` (default: the number of CPUs)")
+	fs.IntVar(&b.jobs, "j", 0, "short for --jobs (-j N, -jN)")
+}
+
 func (b *buildFlags) registerAll(fs *flag.FlagSet) {
 	b.registerSource(fs)
 	fs.StringVar(&b.base, "base", "tinyconfig", "base config the fragments are merged onto: tinyconfig, defconfig, allnoconfig or a config `file`")
 	fs.Var(&b.configs, "config", "merge this config fragment `file` after scxcheck's own (kconfig/sub-sched.config, kconfig/vm.config) (repeatable)")
 	fs.StringVar(&b.pahole, "pahole", "", "use this pahole (v1.26 or newer) `binary` (default: the system's if new enough, else Debian trixie's, fetched into the cache)")
-	fs.IntVar(&b.jobs, "jobs", 0, "make's -j `N` (default: the number of CPUs)")
-	fs.IntVar(&b.jobs, "j", 0, "short for --jobs (-j N, -jN)")
+	b.registerJobs(fs)
 	fs.BoolVar(&b.force, "force", false, "build even if the cache holds this kernel")
 }
 
@@ -158,8 +164,7 @@ answers. Prints the three times against their targets.`, stdout)
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
 	fs.StringVar(&k.build.tree, "tree", "", "kernel source `directory` (default: Debian's linux-source)")
 	fs.StringVar(&k.build.pahole, "pahole", "", "use this pahole `binary` (v1.26 or newer)")
-	fs.IntVar(&k.build.jobs, "jobs", 0, "make's -j `N` (default: the number of CPUs)")
-	fs.IntVar(&k.build.jobs, "j", 0, "short for --jobs (-j N, -jN)")
+	k.build.registerJobs(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -256,12 +261,11 @@ func secs(d time.Duration) string { return d.Round(100 * time.Millisecond).Strin
 // one that failed (err).
 func saveBuildArtifacts(dir string, res *build.Result, err error) error {
 	var files [][2]string // source, name in dir/kernel
-	switch {
+	switch failed := build.FailedLog(err); {
 	case res != nil:
 		files = [][2]string{{res.Log, "build.log"}, {filepath.Join(res.Entry, "config"), "config"}}
-	case build.FailedLog(err) != "":
-		log := build.FailedLog(err)
-		files = [][2]string{{log, "build.log"}, {filepath.Join(filepath.Dir(log), "obj", ".config"), "config"}}
+	case failed != "":
+		files = [][2]string{{failed, "build.log"}, {filepath.Join(filepath.Dir(failed), "obj", ".config"), "config"}}
 	default:
 		return nil
 	}

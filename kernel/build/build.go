@@ -189,6 +189,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	defer unlock()
 	if !o.Force { // another scxcheck may have built it while this one waited
 		if img, _, err := openEntry(entry, key); err == nil {
+			touchEntry(entry)
 			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
 			return res, nil
 		}

@@ -75,13 +75,9 @@ var errNoEntry = errors.New("no complete cache entry")
 // openEntry verifies the entry in dir against its manifest and opens its
 // kernel.
 func openEntry(dir, key string) (*kernel.Image, *manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	m, err := readManifest(dir)
 	if err != nil {
-		return nil, nil, errNoEntry
-	}
-	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: %v", errNoEntry, manifestName, err)
+		return nil, nil, err
 	}
 	if m.Key != key {
 		return nil, nil, fmt.Errorf("%w: %s is for key %s", errNoEntry, manifestName, m.Key)
@@ -104,7 +100,21 @@ func openEntry(dir, key string) (*kernel.Image, *manifest, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", errNoEntry, err)
 	}
-	return img, &m, nil
+	return img, m, nil
+}
+
+// readManifest reads the manifest of the entry in dir, without checking
+// the files it lists.
+func readManifest(dir string) (*manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no %s", errNoEntry, manifestName)
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errNoEntry, manifestName, err)
+	}
+	return &m, nil
 }
 
 // writeManifest hashes the regular files in dir and writes the manifest.

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -67,11 +66,11 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 			continue // a build collecting its result, or removed by the next one
 		}
 		it := CacheItem{Kind: "kernel", Dir: dir, Size: duSize(dir)}
-		m, used, err := readManifest(dir)
+		m, err := readManifest(dir)
 		if err != nil {
-			it.Remove, it.Why = true, "incomplete: "+err.Error()
+			it.Remove, it.Why = true, "incomplete: "+strings.TrimPrefix(err.Error(), errNoEntry.Error()+": ")
 		} else {
-			it.Used = used
+			it.Used = modTime(filepath.Join(dir, manifestName)) // a cache hit refreshes it
 			it.What = describe(m)
 			complete = append(complete, len(items))
 		}
@@ -157,22 +156,6 @@ func listDirs(dir string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// readManifest reads an entry's manifest (without re-hashing its files) and
-// when it was last used: the manifest's modification time, which a cache
-// hit refreshes.
-func readManifest(dir string) (*manifest, time.Time, error) {
-	p := filepath.Join(dir, manifestName)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("no %s", manifestName)
-	}
-	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, time.Time{}, fmt.Errorf("%s: %v", manifestName, err)
-	}
-	return &m, modTime(p), nil
 }
 
 // touchEntry records that the entry in dir was used now.
