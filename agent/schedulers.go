@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -42,10 +43,17 @@ func (s *schedulers) load(req proto.LoadScheduler) (proto.SchedulerID, error) {
 		Flags:       req.Flags,
 		SubCgroupID: cgid,
 		Knobs:       req.Knobs,
+		Members:     req.Members,
 	})
 	if err != nil {
 		// %+v carries the whole verifier log to the host.
 		return proto.SchedulerID{}, fmt.Errorf("%+v", err)
+	}
+	if req.GrantCids != nil || req.GrantDenied {
+		if err := sch.SetGrantMask(req.GrantCids, req.GrantDenied); err != nil {
+			sch.Close()
+			return proto.SchedulerID{}, err
+		}
 	}
 	if !req.NoAttach {
 		if err := sch.Attach(); err != nil {
@@ -199,4 +207,63 @@ func retry(timeout time.Duration, f func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// SchedulerGrantMask sets what a parent fixture's sub_attach grants on.
+func (s *Service) SchedulerGrantMask(args proto.GrantMask, _ *proto.Empty) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	cids := args.Cids
+	if args.Online {
+		cids = nil
+	} else if cids == nil {
+		cids = []int{}
+	}
+	return sch.SetGrantMask(cids, args.Denied)
+}
+
+// SchedulerGrantDenied reads the cids a parent fixture's sub_attach could
+// not grant.
+func (s *Service) SchedulerGrantDenied(args proto.SchedulerID, reply *proto.Cids) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	reply.Cids, err = sch.GrantDenied()
+	return err
+}
+
+// SchedulerCapsCommand runs a capability kfunc inside a parent fixture.
+func (s *Service) SchedulerCapsCommand(args proto.CapsCommand, reply *proto.CapsResult) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	cids := args.Cids
+	if args.Online {
+		cids = nil
+	} else if cids == nil {
+		cids = []int{}
+	}
+	timeout := args.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := sch.Command(ctx, args.Op, args.CgroupID, args.Caps, cids, args.Out || args.Op == proto.CapsRead)
+	*reply = proto.CapsResult{Ret: res.Ret, Out: res.Out}
+	return err
+}
+
+// SchedulerCmask reads a cmask in a scheduler's arena.
+func (s *Service) SchedulerCmask(args proto.ArenaCmask, reply *proto.Cids) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	reply.Cids, err = sch.ReadCmask(args.Addr)
+	return err
 }

@@ -32,8 +32,90 @@ const (
 	RecursionPatch = "sched_ext.test_self_sub_dispatch parameter"
 )
 
+// Items of the capability generation of the API (Linux 7.3): per-CPU
+// capabilities a parent grants its children.
+const (
+	KfuncSubGrant      = "kfunc scx_bpf_sub_grant"
+	KfuncSubRevoke     = "kfunc scx_bpf_sub_revoke"
+	KfuncSubCaps       = "kfunc scx_bpf_sub_caps"
+	KfuncSubKill       = "kfunc scx_bpf_sub_kill_bstr"
+	KfuncOnlineCmask   = "kfunc scx_bpf_online_cmask"
+	OpsSubCapsUpdated  = "sched_ext_ops_cid.sub_caps_updated"
+	OpsSubEcapsUpdated = "sched_ext_ops_cid.sub_ecaps_updated"
+	OpsRescueBandwidth = "sched_ext_ops_cid.rescue_bandwidth_ppt"
+	OpsRescueQuantum   = "sched_ext_ops_cid.rescue_quantum_us"
+	ExitParentKill     = "exit kind SCX_EXIT_PARENT_KILL"
+	ExitErrorReenq     = "exit kind SCX_EXIT_ERROR_REENQ"
+	ExitErrorRescue    = "exit kind SCX_EXIT_ERROR_RESCUE"
+)
+
 // SubSchedItems are the items every sub-scheduler spec needs.
 var SubSchedItems = []string{OpsCid, OpsSubCgroupID, OpsSubAttach, OpsSubDetach, KfuncSubDisp, ExitKindEnum}
+
+// CapsItems are the items of the capability generation (Linux 7.3).
+var CapsItems = []string{KfuncSubGrant, KfuncSubRevoke, KfuncSubCaps, KfuncSubKill, KfuncOnlineCmask,
+	OpsSubCapsUpdated, OpsSubEcapsUpdated, OpsRescueBandwidth, OpsRescueQuantum, ExitParentKill, ExitErrorReenq, ExitErrorRescue}
+
+// A Generation is one shape of the sub-scheduler API, named after the first
+// kernel release that had it. A kernel is of the newest generation whose
+// items it has (and those of every older one).
+type Generation struct {
+	Name  string   // e.g. "7.3"
+	About string   // what it added, in a few words
+	Items []string // what the probe must find
+}
+
+// Generations are the API generations scxcheck knows, oldest first.
+var Generations = []Generation{
+	{Name: "7.2", About: "cgroup sub-schedulers, scx_bpf_sub_dispatch", Items: SubSchedItems},
+	{Name: "7.3", About: "per-CPU capabilities a parent grants its children", Items: CapsItems},
+}
+
+// GenerationOf returns the API generation of a probed kernel: the name of
+// the newest generation whose items (and every older one's) it has, or ""
+// when it has no sub-scheduler API at all.
+func GenerationOf(caps proto.Capabilities) string {
+	gen := ""
+	for _, g := range Generations {
+		if Require(caps, g.Items...) != nil {
+			break
+		}
+		gen = g.Name
+	}
+	return gen
+}
+
+// Describe says which generation a probed kernel is, for run headers and
+// reports: "7.3 (per-CPU capabilities a parent grants its children)", plus
+// the sub-scheduler items newer than any generation scxcheck knows.
+func Describe(caps proto.Capabilities) string {
+	gen := GenerationOf(caps)
+	if gen == "" {
+		return "none (no sched_ext sub-scheduler API in the kernel's BTF)"
+	}
+	var about string
+	for _, g := range Generations {
+		if g.Name == gen {
+			about = g.About
+		}
+	}
+	s := fmt.Sprintf("%s (%s)", gen, about)
+	if len(caps.Unknown) > 0 {
+		s += fmt.Sprintf("; newer items scxcheck does not know: %s", strings.Join(caps.Unknown, ", "))
+	}
+	return s
+}
+
+// known are the sub-scheduler kfuncs and ops members of every generation:
+// anything else the probe finds under those names is newer than scxcheck.
+func known(item string) bool {
+	for _, g := range Generations {
+		if slices.Contains(g.Items, item) {
+			return true
+		}
+	}
+	return false
+}
 
 // recursionParam is where the test-only patch exposes its switch.
 const recursionParam = "/sys/module/sched_ext/parameters/test_self_sub_dispatch"
@@ -77,8 +159,40 @@ func Kernel(spec *btf.Spec) proto.Capabilities {
 	found(OpsSubAttach, members["sub_attach"])
 	found(OpsSubDetach, members["sub_detach"])
 
-	var fn *btf.Func
-	found(KfuncSubDisp, spec.TypeByName("scx_bpf_sub_dispatch", &fn) == nil)
+	found(OpsSubCapsUpdated, members["sub_caps_updated"])
+	found(OpsSubEcapsUpdated, members["sub_ecaps_updated"])
+	found(OpsRescueBandwidth, members["rescue_bandwidth_ppt"])
+	found(OpsRescueQuantum, members["rescue_quantum_us"])
+	// Members of a generation after the newest known: sub_* callbacks and
+	// rescue_* settings scxcheck does not know yet.
+	if ops != nil {
+		for _, m := range ops.Members {
+			item := "sched_ext_ops_cid." + m.Name
+			if (strings.HasPrefix(m.Name, "sub_") || strings.HasPrefix(m.Name, "rescue_")) && !known(item) {
+				caps.Unknown = append(caps.Unknown, item)
+			}
+		}
+	}
+
+	kfunc := func(name string) bool {
+		var fn *btf.Func
+		return spec.TypeByName(name, &fn) == nil
+	}
+	found(KfuncSubDisp, kfunc("scx_bpf_sub_dispatch"))
+	for _, item := range []string{KfuncSubGrant, KfuncSubRevoke, KfuncSubCaps, KfuncSubKill, KfuncOnlineCmask} {
+		found(item, kfunc(strings.TrimPrefix(item, "kfunc ")))
+	}
+	for t, err := range spec.All() {
+		if err != nil {
+			break
+		}
+		// KF_IMPLICIT_ARGS kfuncs have a *_impl twin in BTF: not an API item.
+		if fn, ok := t.(*btf.Func); ok && strings.HasPrefix(fn.Name, "scx_bpf_sub_") &&
+			!strings.HasSuffix(fn.Name, "_impl") && !known("kfunc "+fn.Name) {
+			caps.Unknown = append(caps.Unknown, "kfunc "+fn.Name)
+		}
+	}
+	slices.Sort(caps.Unknown)
 
 	var kinds *btf.Enum
 	if err := spec.TypeByName("scx_exit_kind", &kinds); err == nil {
@@ -88,6 +202,10 @@ func Kernel(spec *btf.Spec) proto.Capabilities {
 		}
 	}
 	found(ExitKindEnum, kinds != nil)
+	for _, item := range []string{ExitParentKill, ExitErrorReenq, ExitErrorRescue} {
+		_, ok := caps.ExitKinds[strings.TrimPrefix(item, "exit kind ")]
+		found(item, ok)
+	}
 	return caps
 }
 

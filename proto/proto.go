@@ -77,6 +77,9 @@ type Capabilities struct {
 	Missing []string
 	// ExitKinds maps enum scx_exit_kind names to values, from kernel BTF.
 	ExitKinds map[string]int64
+	// Unknown lists sub-scheduler items in the kernel's BTF that belong to
+	// no API generation scxcheck knows (a kernel newer than scxcheck).
+	Unknown []string
 	// Err is why probing failed as a whole (no BTF, say); empty on success.
 	Err string
 }
@@ -156,7 +159,15 @@ type LoadScheduler struct {
 	TimeoutMs uint32
 	Flags     uint64
 	Knobs     map[string]uint64 // rodata knobs by variable name
-	NoAttach  bool
+	// Members sets integer ops members by name (e.g. rescue_bandwidth_ppt,
+	// Linux 7.3); see sched.Options.Members.
+	Members  map[string]uint64
+	NoAttach bool
+	// GrantCids, if not nil, is set as the parent fixture's grant mask
+	// after load and before attach (see GrantMask); GrantDenied collects
+	// the cids its sub_attach could not grant.
+	GrantCids   []int
+	GrantDenied bool
 }
 
 // SchedulerID names a loaded scheduler in later calls.
@@ -190,4 +201,56 @@ type ResetReport struct {
 	Killed   int      // workers killed
 	// State is /sys/kernel/sched_ext/state afterwards: "disabled" when clean.
 	State string
+}
+
+// GrantMask sets what the parent fixture's sub_attach grants new children
+// on (Linux 7.3): the cids in Cids, or the kernel's online cmask when Online.
+// With Denied, the cids it could not grant are collected (GrantDenied).
+type GrantMask struct {
+	ID     int
+	Cids   []int
+	Online bool
+	Denied bool
+}
+
+// Capability command operations (see CapsCommand).
+const (
+	CapsGrant  = 1 // scx_bpf_sub_grant(cgid, caps, cmask, denied)
+	CapsRevoke = 2 // scx_bpf_sub_revoke(cgid, caps, cmask)
+	CapsRead   = 3 // scx_bpf_sub_caps(cgid, caps, out): 0 reads the scheduler itself
+	CapsKill   = 4 // scx_bpf_sub_kill_bstr(cgid, "killed by scxcheck parent cgroup <cgid>")
+)
+
+// CapsCommand asks the parent fixture ID to run one capability kfunc from
+// its ops.dispatch (Linux 7.3). The cmask argument holds Cids, or is the
+// kernel's online cmask when Online.
+type CapsCommand struct {
+	ID       int
+	Op       int
+	CgroupID uint64
+	Caps     uint64
+	Cids     []int
+	Online   bool
+	// Out asks for an out mask: the denied cids of a grant, the caps of a
+	// read (always given for CapsRead).
+	Out     bool
+	Timeout time.Duration
+}
+
+// CapsResult is a capability command's outcome.
+type CapsResult struct {
+	Ret int64 // the kfunc's return value (0 for revoke)
+	Out []int // cids in the out mask
+}
+
+// Cids is a set of cids, sorted.
+type Cids struct {
+	Cids []int
+}
+
+// ArenaCmask names a cmask in a scheduler's arena by its address (as the
+// fixture recorded it, e.g. caps_updated_cmask).
+type ArenaCmask struct {
+	ID   int
+	Addr uint64
 }

@@ -93,12 +93,120 @@ func Prepare(spec *ebpf.CollectionSpec, kernel *btf.Spec, opts Options) (*ebpf.C
 		}
 	}
 
+	memberNames := make([]string, 0, len(opts.Members))
+	for k := range opts.Members {
+		memberNames = append(memberNames, k)
+	}
+	slices.Sort(memberNames)
+	for _, m := range memberNames {
+		if err := writeScalarMember(st, value, m, opts.Members[m]); err != nil {
+			return nil, fmt.Errorf("sched: %q: ops.%s: %w", name, m, err)
+		}
+	}
+
 	if kernel != nil {
 		if err := FillKernelEnums(spec, kernel); err != nil {
 			return nil, fmt.Errorf("sched: %q: %w", name, err)
 		}
+		if err := dropMissingMembers(spec, kernel, st, value, opts.Members); err != nil {
+			return nil, fmt.Errorf("sched: %q: %w", name, err)
+		}
 	}
 	return spec, nil
+}
+
+// writeScalarMember writes an integer struct_ops member by name, in the
+// member's own size.
+func writeScalarMember(st *btf.Struct, value []byte, member string, val uint64) error {
+	_, size, err := memberRange(st, member)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, size)
+	switch size {
+	case 1:
+		buf[0] = byte(val)
+	case 2:
+		binary.NativeEndian.PutUint16(buf, uint16(val))
+	case 4:
+		binary.NativeEndian.PutUint32(buf, uint32(val))
+	case 8:
+		binary.NativeEndian.PutUint64(buf, val)
+	default:
+		return fmt.Errorf("is %d bytes, not an integer member", size)
+	}
+	if size < 8 && val>>(uint(size)*8) != 0 {
+		return fmt.Errorf("is %d bytes, cannot hold %d", size, val)
+	}
+	return writeMember(st, value, member, buf, false)
+}
+
+// MissingMemberError says that a struct_ops member the options set is not
+// in the running kernel's ops type: the kernel is of an API generation
+// without it.
+type MissingMemberError struct {
+	Type, Member string
+}
+
+func (e *MissingMemberError) Error() string {
+	return fmt.Sprintf("the kernel's struct %s has no member %s", e.Type, e.Member)
+}
+
+// dropMissingMembers fits a fixture compiled against a newer kernel's ops
+// type to the running kernel's: the programs of callbacks the kernel's
+// struct lacks are removed from spec (cilium/ebpf would otherwise fail to
+// load them), and the value bytes of such members must be zero, as they are
+// for callbacks. A scalar member set through Options.Members that the
+// kernel lacks is a *MissingMemberError.
+func dropMissingMembers(spec *ebpf.CollectionSpec, kernel *btf.Spec, st *btf.Struct, value []byte, set map[string]uint64) error {
+	var kst *btf.Struct
+	if err := kernel.TypeByName(st.Name, &kst); err != nil {
+		return nil // cilium/ebpf reports a missing ops type at load, with its own words
+	}
+	have := make(map[string]bool, len(kst.Members))
+	for _, m := range kst.Members {
+		have[m.Name] = true
+	}
+	for _, m := range st.Members {
+		if have[m.Name] {
+			continue
+		}
+		if v, ok := set[m.Name]; ok && v != 0 {
+			return &MissingMemberError{Type: st.Name, Member: m.Name}
+		}
+		for name, ps := range spec.Programs {
+			if ps.AttachTo == st.Name+":"+m.Name {
+				delete(spec.Programs, name)
+			}
+		}
+	}
+	return nil
+}
+
+// DroppedCallbacks lists the ops members of spec's struct_ops type that
+// the kernel lacks, for which Prepare removed the programs.
+func DroppedCallbacks(spec *ebpf.CollectionSpec, kernel *btf.Spec) []string {
+	_, typ, err := structOpsMap(spec)
+	if err != nil {
+		return nil
+	}
+	var kst *btf.Struct
+	if kernel.TypeByName(typ, &kst) != nil {
+		return nil
+	}
+	have := make(map[string]bool, len(kst.Members))
+	for _, m := range kst.Members {
+		have[m.Name] = true
+	}
+	var out []string
+	for _, ps := range spec.Programs {
+		member, ok := strings.CutPrefix(ps.AttachTo, typ+":")
+		if ok && !have[member] {
+			out = append(out, member)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // structOpsMap finds the one struct_ops map of a fixture and its type name.

@@ -61,6 +61,10 @@ type Options struct {
 	// comment. Unknown names, non-rodata variables and values that do not fit
 	// the variable are errors.
 	Knobs map[string]uint64
+	// Members sets other integer members of the ops struct by name, e.g.
+	// rescue_bandwidth_ppt (Linux 7.3). A non-zero value for a member the
+	// running kernel lacks is a *MissingMemberError.
+	Members map[string]uint64
 }
 
 // Scheduler is a loaded fixture instance.

@@ -143,7 +143,9 @@ func bootGuest(ctx context.Context, why string) error {
 	}
 	run.result.Accel = m.Accel()
 	run.result.BootTimes = append(run.result.BootTimes, m.BootTime())
-	run.opts.Log("guest up in %s: Linux %s, %d CPUs", m.BootTime().Round(time.Millisecond), g.Hello.Release, g.Hello.CPUs)
+	run.result.Release = g.Hello.Release
+	run.result.API = probe.Describe(g.Caps)
+	run.opts.Log("guest up in %s: Linux %s, %d CPUs, sub-scheduler API %s", m.BootTime().Round(time.Millisecond), g.Hello.Release, g.Hello.CPUs, run.result.API)
 	guest = g
 	return nil
 }

@@ -80,6 +80,10 @@ type Result struct {
 	BootTimes []time.Duration
 	// Accel is the accelerator the VMs ran on.
 	Accel vm.Accel
+	// Release is the guest kernel's release (uname -r); API its
+	// sub-scheduler API generation as the probe describes it
+	// (probe.Describe), e.g. "7.3 (per-CPU capabilities ...)".
+	Release, API string
 }
 
 // OK reports whether the run passed: no failure and no infrastructure error.
@@ -89,6 +93,9 @@ func (r Result) OK() bool { return r.Failed == 0 && r.Infra == nil }
 func (r Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scxcheck: %d passed, %d failed, %d skipped\n", r.Passed, r.Failed, r.Skipped)
+	if r.Release != "" {
+		fmt.Fprintf(&b, "  kernel %s, sub-scheduler API %s\n", r.Release, r.API)
+	}
 	reasons := make([]string, 0, len(r.SkipReasons))
 	for k := range r.SkipReasons {
 		reasons = append(reasons, k)

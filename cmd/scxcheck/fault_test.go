@@ -62,7 +62,7 @@ func registerFaultScripts(t *testing.T, e *script.Engine) {
 			_, err := fakeqemu.Write(s.Path(args[0]), "")
 			return nil, err
 		})
-	e.Cmds["cpentry"] = script.Command(script.CmdUsage{Summary: "copy the cached default kernel into a cache directory; sets REL", Args: "cachedir"},
+	e.Cmds["cpentry"] = script.Command(script.CmdUsage{Summary: "copy the cached default kernel into a cache directory as its default; sets REL", Args: "cachedir"},
 		func(s *script.State, args ...string) (script.WaitFunc, error) {
 			if len(args) != 1 {
 				return nil, script.ErrUsage
@@ -83,6 +83,10 @@ func registerFaultScripts(t *testing.T, e *script.Engine) {
 				if err := copyRegular(filepath.Join(from, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 					return nil, err
 				}
+			}
+			// ... and remember it as that cache's default kernel.
+			if err := os.WriteFile(filepath.Join(s.Path(args[0]), "kernels", "DEFAULT"), []byte(rel+"\n"), 0o644); err != nil {
+				return nil, err
 			}
 			return nil, s.Setenv("REL", rel)
 		})

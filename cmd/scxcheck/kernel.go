@@ -116,19 +116,21 @@ func (k *kernelFlags) prebuilt(ctx context.Context, log io.Writer) (*kernel.Imag
 }
 
 func (k *kernelFlags) fetch(ctx context.Context, version string, log io.Writer) (*kernel.Image, error) {
+	return k.fetchWith(ctx, &debian.Fetcher{Version: version}, log)
+}
+
+// fetchWith runs f with the cache, mirror and log of k.
+func (k *kernelFlags) fetchWith(ctx context.Context, f *debian.Fetcher, log io.Writer) (*kernel.Image, error) {
 	dir, err := k.cacheDir()
 	if err != nil {
 		return nil, err
 	}
-	f := &debian.Fetcher{
-		CacheDir: dir,
-		Mirror:   k.mirror,
-		Version:  version,
-		Log:      func(format string, args ...any) { fmt.Fprintf(log, "scxcheck: "+format+"\n", args...) },
-	}
+	f.CacheDir = dir
+	f.Mirror = k.mirror
+	f.Log = func(format string, args ...any) { fmt.Fprintf(log, "scxcheck: "+format+"\n", args...) }
 	img, err := f.Fetch(ctx)
 	if err != nil {
-		if errors.Is(err, kernel.ErrConfig) {
+		if errors.Is(err, kernel.ErrConfig) || errors.Is(err, debian.ErrUnknownVersion) {
 			return nil, badInput(err)
 		}
 		return nil, infraError(err)
@@ -139,18 +141,28 @@ func (k *kernelFlags) fetch(ctx context.Context, version string, log io.Writer) 
 func cmdKernelFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var k kernelFlags
 	var version string
-	fs := newFlagSet("kernel fetch", `Fetches Debian's prebuilt cloud-amd64 kernel with CONFIG_EXT_SUB_SCHED=y (resolved through
-the linux-image-cloud-amd64 metapackage of Debian unstable, trixie-backports as fallback)
-into the cache, using apt-get with a private configuration under the cache directory:
-/etc/apt is never changed and nothing is installed into the system. Extracts the
-uncompressed vmlinux for the faster PVH boot, checks the config, and prints the path.`, stdout)
-	fs.StringVar(&version, "version", "", "pin a kernel `release`, e.g. 7.2.13+deb14-cloud-amd64 (default: the current one)")
+	var latest bool
+	fs := newFlagSet("kernel fetch", `Fetches Debian's prebuilt cloud-amd64 kernel with CONFIG_EXT_SUB_SCHED=y into the cache,
+using apt-get with a private configuration under the cache directory: /etc/apt is never
+changed and nothing is installed into the system. Extracts the uncompressed vmlinux for
+the faster PVH boot, checks the config, and prints the path.
+
+Without --version it fetches the default kernel: the release resolved through the
+linux-image-cloud-amd64 metapackage of Debian unstable (trixie-backports as fallback)
+the first time, remembered in the cache after that. Fetching another --version never
+changes the default; --latest resolves the metapackage again and makes the result the
+new default.`, stdout)
+	fs.StringVar(&version, "version", "", "fetch this kernel `release`, e.g. 7.3.4+deb13-cloud-amd64 (default: the default kernel)")
+	fs.BoolVar(&latest, "latest", false, "resolve the current release through Debian's metapackage and make it the default kernel")
 	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` (default: the one in the machine's apt sources)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	img, err := k.fetch(ctx, version, stderr)
+	if latest && version != "" {
+		return usageErrorf("kernel fetch: --latest and --version exclude each other")
+	}
+	img, err := k.fetchWith(ctx, &debian.Fetcher{Version: version, Latest: latest}, stderr)
 	if err != nil {
 		return err
 	}

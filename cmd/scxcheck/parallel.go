@@ -83,12 +83,13 @@ type childResult struct {
 	Infra                   string
 	BootTimes               []time.Duration
 	Accel                   vm.Accel
+	Release, API            string
 }
 
 // finish writes the child's result for the parent.
 func (c *parallelChild) finish(res suites.Result) error {
 	cr := childResult{Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped,
-		SkipReasons: res.SkipReasons, BootTimes: res.BootTimes, Accel: res.Accel}
+		SkipReasons: res.SkipReasons, BootTimes: res.BootTimes, Accel: res.Accel, Release: res.Release, API: res.API}
 	if res.Infra != nil {
 		cr.Infra = res.Infra.Error()
 	}
@@ -223,6 +224,9 @@ func mergeResults(dir string, exits []error) suites.Result {
 		res.BootTimes = append(res.BootTimes, cr.BootTimes...)
 		if res.Accel == "" {
 			res.Accel = cr.Accel
+		}
+		if res.Release == "" {
+			res.Release, res.API = cr.Release, cr.API
 		}
 		if cr.Infra != "" {
 			infra = append(infra, fmt.Errorf("process %d: %s", p, cr.Infra))

@@ -17,14 +17,14 @@ import (
 const DefaultSeries = "7.2"
 
 // defaultTree returns Debian's linux-source-<series> unpacked in
-// cacheDir/build/trees/, where series matches the default kernel (the newest
-// cached Debian kernel, else DefaultSeries). An unpacked tree is used as is,
+// cacheDir/build/trees/, where series matches the default kernel (the
+// remembered default Debian kernel, else DefaultSeries). An unpacked tree is used as is,
 // without asking the mirror; otherwise the package is downloaded with
 // scxcheck's private apt configuration and its tarball unpacked.
 func defaultTree(ctx context.Context, r Runner, cacheDir, mirror string, logf func(string, ...any)) (*Tree, error) {
 	series := DefaultSeries
-	if img, err := debian.Cached(cacheDir, ""); err == nil {
-		if s := debian.KernelSeries(img.Release); s != "" {
+	if rel, err := debian.DefaultRelease(cacheDir); err == nil {
+		if s := debian.KernelSeries(rel); s != "" {
 			series = s
 		}
 	}

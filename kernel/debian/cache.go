@@ -52,9 +52,45 @@ func DefaultCacheDir() (string, error) {
 	return filepath.Join(dir, "scxcheck"), nil
 }
 
+// defaultName is the file in kernels/ that names the default kernel's
+// release: the one resolved through Debian's metapackage when no release was
+// asked for, remembered so that fetching other releases never changes what
+// a default run tests.
+const defaultName = "DEFAULT"
+
+// DefaultRelease returns the release remembered as the default kernel in
+// cacheDir, or an error wrapping ErrNotCached when none was chosen yet.
+func DefaultRelease(cacheDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(cacheDir, "kernels", defaultName))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", &cacheError{msg: "no default kernel chosen yet in " + filepath.Join(cacheDir, "kernels")}
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the default kernel's release: %w", err)
+	}
+	rel, err := normalizeRelease(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(cacheDir, "kernels", defaultName), err)
+	}
+	return rel, nil
+}
+
+// setDefault remembers rel as the default kernel.
+func setDefault(cacheDir, rel string) error {
+	dir := filepath.Join(cacheDir, "kernels")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+defaultName+".tmp")
+	if err := os.WriteFile(tmp, []byte(rel+"\n"), 0o644); err != nil {
+		return fmt.Errorf("remember the default kernel: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, defaultName))
+}
+
 // Cached returns the kernel of release (see Fetcher.Version for the forms
-// accepted) in cacheDir's kernels/ if its entry is complete, or the newest
-// complete entry if release is "". It checks every file's size and SHA-256
+// accepted) in cacheDir's kernels/ if its entry is complete, or the default
+// kernel's (see DefaultRelease) if release is "". It checks every file's size and SHA-256
 // against the entry's manifest (about 0.1 s for a 76 MB entry); an entry
 // without a manifest or that does not match it is reported as corrupt. It
 // does not check the kernel's config against kernel.RequiredSymbols: use
@@ -62,33 +98,11 @@ func DefaultCacheDir() (string, error) {
 func Cached(cacheDir, release string) (*kernel.Image, error) {
 	kernels := filepath.Join(cacheDir, "kernels")
 	if release == "" {
-		entries, err := os.ReadDir(kernels)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("look for cached kernels: %w", err)
+		rel, err := DefaultRelease(cacheDir)
+		if err != nil {
+			return nil, err
 		}
-		var rels []string
-		for _, e := range entries {
-			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				rels = append(rels, e.Name())
-			}
-		}
-		slices.SortFunc(rels, func(a, b string) int { return compareRelease(b, a) })
-		var bad []string
-		for _, rel := range rels {
-			img, err := openEntry(filepath.Join(kernels, rel))
-			if err == nil {
-				return img, nil
-			}
-			var ce *cacheError
-			if errors.As(err, &ce) && ce.corrupt {
-				bad = append(bad, rel+": "+ce.detail)
-			}
-		}
-		msg := "no complete cached kernel in " + kernels
-		if len(bad) > 0 {
-			msg += " (incomplete or corrupted: " + strings.Join(bad, "; ") + ")"
-		}
-		return nil, &cacheError{msg: msg}
+		release = rel
 	}
 	rel, err := normalizeRelease(release)
 	if err != nil {

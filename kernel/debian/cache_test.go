@@ -44,6 +44,9 @@ const rel = "9.9.9+test-cloud-amd64"
 func TestCachedComplete(t *testing.T) {
 	cache := t.TempDir()
 	dir := makeEntry(t, cache, rel)
+	if err := setDefault(cache, rel); err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range []string{rel, "9.9.9+test", ""} {
 		img, err := Cached(cache, r)
 		if err != nil {
@@ -56,20 +59,35 @@ func TestCachedComplete(t *testing.T) {
 	}
 }
 
-func TestCachedNewest(t *testing.T) {
+// The default kernel is the remembered one, never simply the newest entry:
+// fetching another release must not change what a default run tests.
+func TestCachedDefaultIsRemembered(t *testing.T) {
 	cache := t.TempDir()
-	makeEntry(t, cache, "7.9.3+deb14-cloud-amd64")
-	makeEntry(t, cache, "7.10.1+deb14-cloud-amd64")
-	newestBroken := makeEntry(t, cache, "7.11.0+deb14-cloud-amd64")
-	os.Remove(filepath.Join(newestBroken, manifestName))
-	os.MkdirAll(filepath.Join(cache, "kernels", ".partial-7.12.0+deb14-cloud-amd64-123"), 0o755)
+	makeEntry(t, cache, "7.2.13+deb14-cloud-amd64")
+	makeEntry(t, cache, "7.3.4+deb13-cloud-amd64")
 
+	if _, err := Cached(cache, ""); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("Cached default without a remembered default = %v, want ErrNotCached", err)
+	}
+	if err := setDefault(cache, "7.2.13+deb14-cloud-amd64"); err != nil {
+		t.Fatal(err)
+	}
 	img, err := Cached(cache, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Release != "7.10.1+deb14-cloud-amd64" {
-		t.Errorf("Cached newest = %s, want 7.10.1+deb14-cloud-amd64 (the newest complete entry)", img.Release)
+	if img.Release != "7.2.13+deb14-cloud-amd64" {
+		t.Errorf("Cached default = %s, want the remembered 7.2.13+deb14-cloud-amd64, not the newest entry", img.Release)
+	}
+	if rel, err := DefaultRelease(cache); err != nil || rel != "7.2.13+deb14-cloud-amd64" {
+		t.Errorf("DefaultRelease = %q, %v", rel, err)
+	}
+
+	// The remembered default whose entry is gone is not cached: it is
+	// fetched again by that exact release, never replaced by another.
+	os.RemoveAll(filepath.Join(cache, "kernels", "7.2.13+deb14-cloud-amd64"))
+	if _, err := Cached(cache, ""); !errors.Is(err, ErrNotCached) {
+		t.Errorf("Cached default with its entry gone = %v, want ErrNotCached", err)
 	}
 }
 

@@ -31,9 +31,12 @@ type Fetcher struct {
 	// "" = MirrorFromSystem(), else DefaultMirror.
 	Mirror string
 	// Version pins a kernel release, e.g. "7.2.13+deb14-cloud-amd64" or
-	// "7.2.13+deb14". "" = the release Debian's linux-image-cloud-amd64
-	// metapackage currently depends on.
+	// "7.2.13+deb14". "" = the default kernel (see Fetch).
 	Version string
+	// Latest, without a Version, resolves the default kernel through
+	// Debian's linux-image-cloud-amd64 metapackage again and remembers the
+	// result as the new default.
+	Latest bool
 	// Log receives progress lines. nil = silent.
 	Log func(format string, args ...any)
 }
@@ -48,12 +51,25 @@ func (f *Fetcher) logf(format string, args ...any) {
 // entry is there, else resolved, downloaded and unpacked with apt, its
 // vmlinux extracted and its config checked against kernel.RequiredSymbols.
 //
-// Without a Version, Fetch always asks the mirror which release is current;
-// callers that may run offline should try Cached(dir, "") first. An entry
-// found incomplete or corrupted is removed and fetched again.
+// Without a Version it fetches the default kernel: the release remembered
+// in the cache (DefaultRelease), or, the first time or with Latest, the one
+// Debian's metapackage resolves to now, which is then remembered. Fetching a
+// Version never changes the default. An entry found incomplete or corrupted
+// is removed and fetched again.
 func (f *Fetcher) Fetch(ctx context.Context) (*kernel.Image, error) {
 	op := "fetch default kernel"
 	var rel string
+	remembered := false
+	if f.Version == "" && !f.Latest {
+		cacheDir, err := f.cacheDir()
+		if err != nil {
+			return nil, err
+		}
+		if r, err := DefaultRelease(cacheDir); err == nil {
+			rel, remembered = r, true
+			op = "fetch default kernel " + rel
+		}
+	}
 	if f.Version != "" {
 		r, err := normalizeRelease(f.Version)
 		if err != nil {
@@ -67,19 +83,40 @@ func (f *Fetcher) Fetch(ctx context.Context) (*kernel.Image, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
 		}
+		if remembered && errors.Is(err, ErrUnknownVersion) {
+			// Not bad input: the default was valid when it was chosen.
+			return nil, &wrapError{fmt.Sprintf("%s: %v (the mirror no longer has the remembered default; 'scxcheck kernel fetch --latest' moves the default to the current release)", op, err), []error{ErrMirror}}
+		}
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if f.Version == "" && !remembered {
+		cacheDir, _ := f.cacheDir()
+		old, _ := DefaultRelease(cacheDir)
+		if err := setDefault(cacheDir, img.Release); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if old != img.Release {
+			if old != "" {
+				f.logf("default kernel is now %s (was %s)", img.Release, old)
+			} else {
+				f.logf("default kernel is %s (remembered in %s)", img.Release, filepath.Join(cacheDir, "kernels", defaultName))
+			}
+		}
 	}
 	return img, nil
 }
 
+func (f *Fetcher) cacheDir() (string, error) {
+	if f.CacheDir != "" {
+		return f.CacheDir, nil
+	}
+	return DefaultCacheDir()
+}
+
 func (f *Fetcher) fetch(ctx context.Context, rel string) (*kernel.Image, error) {
-	cacheDir := f.CacheDir
-	if cacheDir == "" {
-		d, err := DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		cacheDir = d
+	cacheDir, err := f.cacheDir()
+	if err != nil {
+		return nil, err
 	}
 	if rel != "" {
 		if img := f.fromCache(cacheDir, rel); img != nil {
