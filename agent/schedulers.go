@@ -49,14 +49,15 @@ func (s *schedulers) load(req proto.LoadScheduler) (proto.SchedulerID, error) {
 		// %+v carries the whole verifier log to the host.
 		return proto.SchedulerID{}, fmt.Errorf("%+v", err)
 	}
-	if req.GrantCids != nil || req.GrantDenied {
-		if err := sch.SetGrantMask(req.GrantCids, req.GrantDenied); err != nil {
+	if !req.NoAttach {
+		if err := sch.Attach(); err != nil {
 			sch.Close()
 			return proto.SchedulerID{}, err
 		}
 	}
-	if !req.NoAttach {
-		if err := sch.Attach(); err != nil {
+	// After attach: ops.init reserves the arena page the masks live in.
+	if req.GrantCids != nil || req.GrantDenied {
+		if err := sch.SetGrantMask(req.GrantCids, req.GrantDenied); err != nil {
 			sch.Close()
 			return proto.SchedulerID{}, err
 		}
@@ -266,4 +267,56 @@ func (s *Service) SchedulerCmask(args proto.ArenaCmask, reply *proto.Cids) error
 	}
 	reply.Cids, err = sch.ReadCmask(args.Addr)
 	return err
+}
+
+// owners is the task iterator behind TaskOwners, loaded on first use.
+type owners struct {
+	mu   sync.Mutex
+	iter *sched.Owners
+}
+
+func (o *owners) read() ([]sched.Owner, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.iter == nil {
+		spec, err := fixtures.OwnersSpec()
+		if err != nil {
+			return nil, err
+		}
+		if o.iter, err = sched.LoadOwners(spec); err != nil {
+			return nil, err
+		}
+	}
+	return o.iter.Read()
+}
+
+// TaskOwners says which scheduler owns each task, in the kernel's view.
+func (s *Service) TaskOwners(args proto.TaskOwnersQuery, reply *proto.TaskOwners) error {
+	all, err := s.owners.read()
+	if err != nil {
+		return err
+	}
+	byPID := make(map[int]sched.Owner, len(all))
+	for _, o := range all {
+		byPID[o.PID] = o
+	}
+	for _, pid := range args.PIDs {
+		o, ok := byPID[pid]
+		t := proto.TaskOwner{PID: pid, Sched: o.Name, CgroupID: o.CgroupID, Level: o.Level, Gone: !ok}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/sched", pid)); err == nil {
+			t.OnExt = extEnabled(b)
+		}
+		reply.Owners = append(reply.Owners, t)
+	}
+	return nil
+}
+
+// extEnabled reads "ext.enabled : 1" from a /proc/<pid>/sched file.
+func extEnabled(b []byte) bool {
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "ext.enabled" {
+			return strings.TrimSpace(v) == "1"
+		}
+	}
+	return false
 }

@@ -20,6 +20,7 @@ type Service struct {
 	events     *eventWriter
 	workloads  workloads
 	schedulers schedulers
+	owners     owners
 
 	mu      sync.Mutex
 	cgroups []string // created by Mkdir under /sys/fs/cgroup, for Reset

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -88,6 +89,22 @@ func (w *workloads) start(req proto.Workload) (proto.WorkloadID, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return proto.WorkloadID{}, err
+	}
+	if len(req.CPUs) > 0 {
+		// The workers inherit the affinity of the thread that forks them.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var old, set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &old); err != nil {
+			return proto.WorkloadID{}, fmt.Errorf("workload affinity: %w", err)
+		}
+		for _, c := range req.CPUs {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return proto.WorkloadID{}, fmt.Errorf("workload affinity %v: %w", req.CPUs, err)
+		}
+		defer unix.SchedSetaffinity(0, &old)
 	}
 	wl := &workload{started: time.Now(), done: make(chan struct{})}
 	var wg sync.WaitGroup

@@ -106,6 +106,21 @@ func Describe(caps proto.Capabilities) string {
 	return s
 }
 
+// RequireGeneration returns an error unless the kernel has the items of
+// generation name (and so every older one's), saying which generation it
+// needs and what the kernel lacks.
+func RequireGeneration(caps proto.Capabilities, name string) error {
+	for _, g := range Generations {
+		if err := Require(caps, g.Items...); err != nil {
+			return fmt.Errorf("kernel lacks sub-scheduler API %s (%s): %s", g.Name, g.About, strings.TrimPrefix(err.Error(), "kernel lacks "))
+		}
+		if g.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("scxcheck knows no sub-scheduler API generation %q", name)
+}
+
 // known are the sub-scheduler kfuncs and ops members of every generation:
 // anything else the probe finds under those names is newer than scxcheck.
 func known(item string) bool {

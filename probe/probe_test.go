@@ -54,6 +54,14 @@ func TestKernel72(t *testing.T) {
 	if err := Require(caps, KfuncSubGrant); err == nil || err.Error() != "kernel lacks kfunc scx_bpf_sub_grant" {
 		t.Errorf("Require(grant) = %v", err)
 	}
+	if err := RequireGeneration(caps, "7.2"); err != nil {
+		t.Errorf("RequireGeneration(7.2) = %v", err)
+	}
+	err := RequireGeneration(caps, "7.3")
+	if err == nil || !strings.HasPrefix(err.Error(), "kernel lacks sub-scheduler API 7.3 (per-CPU capabilities a parent grants its children): ") ||
+		!strings.Contains(err.Error(), "kfunc scx_bpf_sub_grant") {
+		t.Errorf("RequireGeneration(7.3) = %v", err)
+	}
 }
 
 // spec73 is a kernel of the capability generation, plus extra items.

@@ -116,6 +116,9 @@ type Workload struct {
 	Kind     string
 	Count    int
 	Duration time.Duration
+	// CPUs, if not empty, is the workers' CPU affinity from their first
+	// instruction.
+	CPUs []int
 }
 
 // WorkloadID names a started workload.
@@ -164,8 +167,8 @@ type LoadScheduler struct {
 	Members  map[string]uint64
 	NoAttach bool
 	// GrantCids, if not nil, is set as the parent fixture's grant mask
-	// after load and before attach (see GrantMask); GrantDenied collects
-	// the cids its sub_attach could not grant.
+	// once it is attached (see GrantMask), before any child can attach;
+	// GrantDenied collects the cids its sub_attach could not grant.
 	GrantCids   []int
 	GrantDenied bool
 }
@@ -253,4 +256,31 @@ type Cids struct {
 type ArenaCmask struct {
 	ID   int
 	Addr uint64
+}
+
+// TaskOwnersQuery asks which scheduler owns each of PIDs, in the kernel's
+// view (task_struct.scx.sched, read with a BPF task iterator).
+type TaskOwnersQuery struct {
+	PIDs []int
+}
+
+// TaskOwner is one task's owner.
+type TaskOwner struct {
+	PID int
+	// Sched is the owning scheduler's ops name, "" when none owns it.
+	Sched string
+	// CgroupID is the owner's cgroup id: 1 for the root scheduler.
+	CgroupID uint64
+	// Level is the owner's depth: 0 for the root, -1 for none.
+	Level int
+	// OnExt is /proc/<pid>/sched's ext.enabled: the task is in the
+	// sched_ext class right now.
+	OnExt bool
+	// Gone is set when the task no longer exists.
+	Gone bool
+}
+
+// TaskOwners answers TaskOwnersQuery, in the order asked.
+type TaskOwners struct {
+	Owners []TaskOwner
 }

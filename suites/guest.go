@@ -184,6 +184,15 @@ func requireKernel(items ...string) {
 	}
 }
 
+// requireGeneration skips the spec unless the guest kernel has the
+// sub-scheduler API of that generation (probe.Generations), naming what it
+// lacks.
+func requireGeneration(name string) {
+	if err := probe.RequireGeneration(guest.Caps, name); err != nil {
+		Skip(err.Error())
+	}
+}
+
 // WriteFile writes to an existing guest file (sysfs, procfs).
 func (g *Guest) WriteFile(path, data string) error {
 	return g.Call(context.Background(), "WriteFile", proto.WriteFile{Path: path, Data: []byte(data)}, &proto.Empty{})

@@ -109,8 +109,12 @@ type Workload struct {
 
 // Start starts count workers of a kind in a cgroup ("" for the root) for d.
 func (g *Guest) Start(cg string, kind string, count int, d time.Duration) (*Workload, error) {
+	return g.StartWorkload(proto.Workload{Cgroup: cg, Kind: kind, Count: count, Duration: d})
+}
+
+// StartWorkload starts the workers req describes.
+func (g *Guest) StartWorkload(req proto.Workload) (*Workload, error) {
 	var id proto.WorkloadID
-	req := proto.Workload{Cgroup: cg, Kind: kind, Count: count, Duration: d}
 	if err := g.Call(context.Background(), "StartWorkload", req, &id); err != nil {
 		return nil, err
 	}
@@ -155,4 +159,34 @@ func keys(m map[string]uint64) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Owners returns, in the kernel's view, the scheduler that owns each task.
+func (g *Guest) Owners(pids ...int) ([]proto.TaskOwner, error) {
+	var reply proto.TaskOwners
+	err := g.Call(context.Background(), "TaskOwners", proto.TaskOwnersQuery{PIDs: pids}, &reply)
+	return reply.Owners, err
+}
+
+// Caps runs a capability kfunc inside a parent fixture (Linux 7.3): the
+// cmask is cids, or the kernel's online cmask when cids is nil.
+func (s *Sched) Caps(op int, cgid, caps uint64, cids []int, out bool) (proto.CapsResult, error) {
+	var res proto.CapsResult
+	req := proto.CapsCommand{ID: s.ID, Op: op, CgroupID: cgid, Caps: caps, Cids: cids, Online: cids == nil, Out: out}
+	err := s.g.Call(context.Background(), "SchedulerCapsCommand", req, &res)
+	return res, err
+}
+
+// GrantDenied reads the cids a parent fixture's sub_attach could not grant.
+func (s *Sched) GrantDenied() ([]int, error) {
+	var c proto.Cids
+	err := s.g.Call(context.Background(), "SchedulerGrantDenied", proto.SchedulerID{ID: s.ID}, &c)
+	return c.Cids, err
+}
+
+// Cmask reads a cmask in the scheduler's arena at an address it recorded.
+func (s *Sched) Cmask(addr uint64) ([]int, error) {
+	var c proto.Cids
+	err := s.g.Call(context.Background(), "SchedulerCmask", proto.ArenaCmask{ID: s.ID, Addr: addr}, &c)
+	return c.Cids, err
 }
