@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -29,9 +30,13 @@ type Options struct {
 	// build/work (build directories), build/kernels (cache entries),
 	// build/pahole-trixie, and apt's private state in apt/.
 	CacheDir string
-	// Tree is the kernel source tree. "" = Debian's linux-source of the
-	// default kernel's series, downloaded and unpacked into the cache.
+	// Tree is the kernel source tree. "" = Debian's linux-source-<Series>,
+	// downloaded and unpacked into the cache.
 	Tree string
+	// Series is the kernel series (major.minor, e.g. "7.3") of Debian's
+	// sources to build when Tree is "" ("" = the default kernel's series,
+	// else DefaultSeries). It must be "" with a Tree.
+	Series string
 	// Base is the config the fragments are merged onto: "tinyconfig"
 	// (the default, ""), "defconfig", "allnoconfig", or a config file.
 	Base string
@@ -40,8 +45,16 @@ type Options struct {
 	Fragments []Fragment
 	// Patches are applied, in order, to the copy of the tree the build
 	// works on (never to the tree itself): patch files, mboxes,
-	// directories of patches.
+	// directories of patches (of per-series subdirectories: the tree's).
 	Patches []string
+	// TestPatch applies scxcheck's test-only patch for the tree's series
+	// (TestPatches) after Patches; a series it has no patch for is an
+	// error wrapping ErrPatch. One of Patches with the same content is
+	// not applied twice.
+	TestPatch bool
+	// TestPatches holds the test-only patches, a directory per series (nil
+	// = the ones embedded in scxcheck; for tests).
+	TestPatches fs.FS
 	// Pahole is the pahole to use ("" = the system's when v1.26 or newer,
 	// else Debian trixie's, provided in the cache).
 	Pahole string
@@ -73,6 +86,9 @@ type Result struct {
 	Elapsed time.Duration
 	// Where a build's time went: copying the tree, configuring, make.
 	Copy, Configure, Make time.Duration
+	// TestPatch says the kernel has scxcheck's test-only patch (Options.
+	// TestPatch, or the same patch given in Options.Patches).
+	TestPatch bool
 }
 
 // DefaultFragments returns scxcheck's own fragments (package kconfig).
@@ -129,21 +145,34 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		h := sha256.Sum256(f.Data)
 		fragKeys = append(fragKeys, hex.EncodeToString(h[:]))
 	}
-	patches, err := LoadPatches(o.Patches)
-	if err != nil {
-		return nil, err
-	}
+	// The patches are chosen by the tree's series: read from its Makefile,
+	// or the one of Debian's sources that will be fetched.
 	var tree *Tree
-	if o.Tree != "" {
+	series := o.Series
+	switch {
+	case o.Tree != "" && series != "":
+		return nil, &wrapError{fmt.Sprintf("kernel series %s and tree %s exclude each other: the series chooses Debian's sources", series, o.Tree), []error{ErrNotTree}}
+	case o.Tree != "":
 		if tree, err = OpenTree(o.Tree); err != nil {
 			return nil, err
 		}
+		series = Series(tree.Version)
+	case series == "":
+		series = defaultSeries(o.CacheDir)
+	default:
+		if err := CheckSeries(series); err != nil {
+			return nil, &wrapError{"kernel series " + err.Error(), []error{ErrNotTree}}
+		}
+	}
+	patches, err := o.patches(series)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkToolchain(ctx, r, configTools, buildTools); err != nil {
 		return nil, err
 	}
 	if tree == nil {
-		if tree, err = defaultTree(ctx, r, o.CacheDir, o.Mirror, o.logf); err != nil {
+		if tree, err = defaultTree(ctx, r, o.CacheDir, series, o.Mirror, o.logf); err != nil {
 			return nil, err
 		}
 	}
@@ -162,11 +191,12 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	}
 	key := in.Key()
 	entry := entryDir(o.CacheDir, tree.Version, key)
-	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log")}
+	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log"),
+		TestPatch: slices.ContainsFunc(patches, func(p Patch) bool { return p.Test })}
 	if !o.Force {
 		if img, m, err := openEntry(entry, key); err == nil {
 			touchEntry(entry)
-			o.logf("kernel from cache: %s (built %s in %s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration)
+			o.logf("kernel from cache: %s (built %s in %s%s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration, testPatchNote(patches))
 			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
 			return res, nil
 		}
@@ -207,8 +237,8 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		}
 	}()
 	defer logFile.Close()
-	fmt.Fprintf(logFile, "scxcheck kernel build %s\ntree %s (%s) %s\nbase %s\nfragments %s\npatches %d\npahole %s\n\n",
-		time.Now().Format(time.RFC3339), tree.Dir, tree.Version, tree.Origin, o.Base, fragmentNames(o.Fragments), len(patches), paholeLine)
+	fmt.Fprintf(logFile, "scxcheck kernel build %s\ntree %s (%s) %s\nbase %s\nfragments %s\npatches %d%s\npahole %s\n\n",
+		time.Now().Format(time.RFC3339), tree.Dir, tree.Version, tree.Origin, o.Base, fragmentNames(o.Fragments), len(patches), testPatchNote(patches), paholeLine)
 
 	src := filepath.Join(work, "src")
 	patchedPath := filepath.Join(work, "patched.json")
@@ -234,6 +264,11 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	}
 	if err := markPatching(patchedPath, prev, patches); err != nil {
 		return nil, err
+	}
+	for _, p := range patches {
+		if p.Test {
+			o.logf("applying scxcheck's test-only patch for %s: %s (sched_ext.test_self_sub_dispatch; --no-test-patch leaves it out)", series, p.Name)
+		}
 	}
 	if err := applyPatches(ctx, r, src, tree.Version, patches); err != nil {
 		return nil, err
@@ -319,6 +354,45 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	}
 	res.Image, res.Elapsed = img, time.Since(start)
 	return res, nil
+}
+
+// patches loads the patches for a tree of series: the user's, then
+// scxcheck's test-only one (with TestPatch) unless the user's include it.
+// The test-only patch is marked as such among the user's either way.
+func (o *Options) patches(series string) ([]Patch, error) {
+	patches, err := LoadPatches(o.Patches, series)
+	if err != nil {
+		return nil, err
+	}
+	test, err := TestPatches(o.TestPatches, series)
+	if err != nil {
+		if o.TestPatch {
+			return nil, err
+		}
+		return patches, nil
+	}
+	for _, t := range test {
+		if i := slices.IndexFunc(patches, func(p Patch) bool { return bytes.Equal(p.Data, t.Data) }); i >= 0 {
+			patches[i].Test = true
+			if o.TestPatch {
+				o.logf("patch %s is scxcheck's test-only patch %s: applied once", patches[i].Name, t.Name)
+			}
+		} else if o.TestPatch {
+			patches = append(patches, t)
+		}
+	}
+	return patches, nil
+}
+
+// testPatchNote says, for the progress and the build log, whether patches
+// include scxcheck's test-only patch.
+func testPatchNote(patches []Patch) string {
+	for _, p := range patches {
+		if p.Test {
+			return ", with scxcheck's test-only patch " + p.Name
+		}
+	}
+	return ""
 }
 
 // baseInput returns the base's key and, for a file, its content.

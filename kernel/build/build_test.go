@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/scxcheck/scxcheck/internal/kerneltest"
@@ -502,4 +503,138 @@ func TestFakeMakeTreeChangedBeforeTheCopyIsNotBuilt(t *testing.T) {
 	}
 	fb.opts.Log = func(string, ...any) {}
 	fb.mustBuild(false) // the tree is still now: built, under its new key
+}
+
+// testPatchFS holds stand-ins for scxcheck's test-only patch, one per
+// series, for the synthetic tree (7.2) and a 7.3 copy of it.
+func testPatchFS(ret72, ret73 string) fstest.MapFS {
+	return fstest.MapFS{
+		"7.2/0001-fork.patch": {Data: []byte(strings.ReplaceAll(forkPatch, "return 42", "return "+ret72))},
+		"7.3/0001-fork.patch": {Data: []byte(strings.ReplaceAll(forkPatch, "return 42", "return "+ret73))},
+	}
+}
+
+// patchedFork returns the fork.c the last build of tree compiled.
+func (fb *fakeBuild) patchedFork(tree string) string {
+	fb.t.Helper()
+	data, err := os.ReadFile(filepath.Join(fb.opts.CacheDir, "build", "work", hashString(tree)[:16], "src", "kernel", "fork.c"))
+	if err != nil {
+		fb.t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestFakeMakeTestPatchIsAppliedForTheTreesSeries(t *testing.T) {
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("no patch command")
+	}
+	fb := newFakeBuild(t)
+	fb.opts.TestPatch, fb.opts.TestPatches = true, testPatchFS("72", "73")
+	res := fb.mustBuild(false)
+	if !res.TestPatch || !strings.Contains(fb.patchedFork(fb.tree), "return 72") {
+		t.Errorf("test patch %v, fork.c %q: want the 7.2 test patch applied", res.TestPatch, fb.patchedFork(fb.tree))
+	}
+	if !strings.Contains(fb.log.String(), "applying scxcheck's test-only patch for 7.2: 7.2/0001-fork.patch") {
+		t.Errorf("the progress does not say the test patch is applied:\n%s", fb.log)
+	}
+	fb.log.Reset()
+	if again := fb.mustBuild(true); !again.TestPatch || !strings.Contains(fb.log.String(), "with scxcheck's test-only patch 7.2/0001-fork.patch") {
+		t.Errorf("cache hit: test patch %v, log:\n%s", again.TestPatch, fb.log)
+	}
+
+	// Without it: another kernel.
+	fb.opts.TestPatch = false
+	if plain := fb.mustBuild(false); plain.TestPatch || plain.Key == res.Key || !strings.Contains(fb.patchedFork(fb.tree), "return 0") {
+		t.Errorf("without the test patch: test patch %v, same key %v", plain.TestPatch, plain.Key == res.Key)
+	}
+
+	// The same patch given by the user: recognized, and applied once.
+	dir := writeTree(t, map[string]string{"0001-mine.patch": strings.ReplaceAll(forkPatch, "return 42", "return 72")})
+	fb.opts.Patches = []string{dir}
+	if mine := fb.mustBuild(true); !mine.TestPatch || mine.Key != res.Key {
+		t.Errorf("the test patch as --patch: test patch %v, same key %v", mine.TestPatch, mine.Key == res.Key)
+	}
+	fb.opts.TestPatch = true
+	fb.log.Reset()
+	if both := fb.mustBuild(true); !both.TestPatch || both.Key != res.Key || !strings.Contains(fb.log.String(), "applied once") {
+		t.Errorf("the test patch by default and as --patch: test patch %v, same key %v, log:\n%s", both.TestPatch, both.Key == res.Key, fb.log)
+	}
+	fb.opts.Patches = nil
+
+	// A test patch that does not apply says how to build without it.
+	fb.opts.TestPatches = fstest.MapFS{"7.2/0001-fork.patch": {Data: []byte(strings.Replace(forkPatch, "return 0", "return 7", 1))}}
+	_, err := fb.build()
+	if !errors.Is(err, ErrPatch) || !strings.Contains(err.Error(), "scxcheck's test-only patch 7.2/0001-fork.patch does not apply") ||
+		!strings.Contains(err.Error(), "--no-test-patch") {
+		t.Errorf("a test patch that does not apply: err = %v", err)
+	}
+
+	// A series without a test patch: an error naming the ones there are.
+	fb.opts.TestPatches = fstest.MapFS{"7.3/0001-fork.patch": {Data: []byte(forkPatch)}}
+	_, err = fb.build()
+	if !errors.Is(err, ErrPatch) || !strings.Contains(err.Error(), "exists for kernel series 7.3, not for this tree's 7.2") {
+		t.Errorf("no test patch for 7.2: err = %v", err)
+	}
+	fb.opts.TestPatch = false
+	fb.mustBuild(true) // and --no-test-patch builds without it
+}
+
+// writeDebianTree unpacks the synthetic tree as Debian's linux-source of
+// version would be in the cache.
+func (fb *fakeBuild) writeDebianTree(series, version, pkgVersion string) string {
+	fb.t.Helper()
+	dir := filepath.Join(fb.opts.CacheDir, "build", "trees", "linux-source-"+series+"_"+pkgVersion)
+	if err := os.CopyFS(dir, os.DirFS("testdata/faketree")); err != nil {
+		fb.t.Fatal(err)
+	}
+	v := strings.Split(version, ".")
+	mk := fmt.Sprintf("VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = %s\nEXTRAVERSION =\n", v[0], v[1], v[2])
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(mk), 0o644); err != nil {
+		fb.t.Fatal(err)
+	}
+	return dir
+}
+
+func TestFakeMakeSeriesChoosesDebianSources(t *testing.T) {
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("no patch command")
+	}
+	fb := newFakeBuild(t)
+	tree72 := fb.writeDebianTree("7.2", "7.2.13", "7.2.13-1")
+	tree73 := fb.writeDebianTree("7.3", "7.3.4", "7.3.4-1~bpo13+1")
+	fb.opts.Tree, fb.opts.TestPatch, fb.opts.TestPatches = "", true, testPatchFS("72", "73")
+
+	// No default kernel yet: DefaultSeries.
+	res := fb.mustBuild(false)
+	if res.Tree.Dir != tree72 || res.Tree.Origin != "Debian linux-source-7.2 7.2.13-1" || !strings.Contains(fb.patchedFork(tree72), "return 72") {
+		t.Errorf("default: tree %+v, fork.c %q", res.Tree, fb.patchedFork(tree72))
+	}
+
+	fb.opts.Series = "7.3"
+	res = fb.mustBuild(false)
+	if res.Tree.Dir != tree73 || res.Tree.Version != "7.3.4" || !res.TestPatch || !strings.Contains(fb.patchedFork(tree73), "return 73") {
+		t.Errorf("--series 7.3: tree %+v, fork.c %q", res.Tree, fb.patchedFork(tree73))
+	}
+	if !strings.Contains(fb.log.String(), "applying scxcheck's test-only patch for 7.3: 7.3/0001-fork.patch") {
+		t.Errorf("the progress does not name the 7.3 test patch:\n%s", fb.log)
+	}
+
+	// The default kernel's series, when one is remembered.
+	fb.opts.Series = ""
+	os.MkdirAll(filepath.Join(fb.opts.CacheDir, "kernels"), 0o755)
+	os.WriteFile(filepath.Join(fb.opts.CacheDir, "kernels", "DEFAULT"), []byte("7.3.4+deb13-cloud-amd64\n"), 0o644)
+	if res := fb.mustBuild(true); res.Tree.Dir != tree73 {
+		t.Errorf("default kernel 7.3: tree %s", res.Tree.Dir)
+	}
+
+	for _, bad := range []string{"7", "7.3.4", "seven"} {
+		fb.opts.Series = bad
+		if _, err := fb.build(); !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "is not a kernel series: want major.minor") {
+			t.Errorf("series %q: err = %v", bad, err)
+		}
+	}
+	fb.opts.Series, fb.opts.Tree = "7.3", tree73
+	if _, err := fb.build(); !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("series and tree: err = %v", err)
+	}
 }

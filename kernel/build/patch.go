@@ -16,6 +16,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	kernelpatches "github.com/scxcheck/scxcheck/fixtures/kernel-patches"
+	"github.com/scxcheck/scxcheck/kernel/debian"
 )
 
 // Patch is one patch to apply with -p1: a diff, or one message of an mbox.
@@ -23,18 +26,37 @@ type Patch struct {
 	Name  string   // e.g. "0001-foo.patch" or "series.mbox [2/5] sched_ext: foo"
 	Data  []byte   // the whole text; patch skips what is not a diff
 	Files []string // the files it changes, relative to the tree
+	// Test marks scxcheck's own test-only patch (TestPatches).
+	Test bool
 }
 
 // mboxFromRE matches the line that starts a message in an mbox, as git
 // format-patch writes it: "From <sha> Mon Sep 17 00:00:00 2001".
 var mboxFromRE = regexp.MustCompile(`^From \S+ +(Mon|Tue|Wed|Thu|Fri|Sat|Sun) `)
 
-// LoadPatches reads the patches at paths, in order: a patch file, an mbox
-// (each message becomes a patch), or a directory, whose patches are applied
-// in the order of its quilt "series" file if it has one, else of the names
-// of its *.patch, *.diff and *.mbox files (0001-..., 0002-...). Its errors
-// wrap ErrPatch.
-func LoadPatches(paths []string) ([]Patch, error) {
+// seriesRE matches a kernel series: major.minor.
+var seriesRE = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+
+// CheckSeries says whether s is a kernel series, major.minor (e.g. "7.3").
+func CheckSeries(s string) error {
+	if !seriesRE.MatchString(s) {
+		return fmt.Errorf("%q is not a kernel series: want major.minor, e.g. %s", s, DefaultSeries)
+	}
+	return nil
+}
+
+// Series returns the kernel series (major.minor) of a kernel version such
+// as a Tree's, e.g. "7.3" for "7.3.4"; "" when version does not start so.
+func Series(version string) string { return debian.KernelSeries(version) }
+
+// LoadPatches reads the patches at paths, in order, for a tree of the
+// kernel series series (major.minor): a patch file, an mbox (each message
+// becomes a patch), or a directory, whose patches are applied in the order
+// of its quilt "series" file if it has one, else of the names of its
+// *.patch, *.diff and *.mbox files (0001-..., 0002-...). A directory of
+// per-series subdirectories ("7.2/", "7.3/") stands for the one named
+// series. Its errors wrap ErrPatch.
+func LoadPatches(paths []string, series string) ([]Patch, error) {
 	var out []Patch
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -43,20 +65,57 @@ func LoadPatches(paths []string) ([]Patch, error) {
 		}
 		files := []string{p}
 		if fi.IsDir() {
-			if files, err = patchDir(p); err != nil {
+			if files, err = patchDir(osFS{}, p, series); err != nil {
 				return nil, err
 			}
 		}
-		for _, f := range files {
-			ps, err := readPatchFile(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, ps...)
+		ps, err := readPatchFiles(osFS{}, files)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, ps...)
 	}
 	return out, nil
 }
+
+// TestPatches returns scxcheck's test-only patch for a tree of series from
+// fsys, which holds one directory of patches per series (nil = the one
+// embedded in scxcheck, package fixtures/kernel-patches). Its errors wrap
+// ErrPatch.
+func TestPatches(fsys fs.FS, series string) ([]Patch, error) {
+	if fsys == nil {
+		fsys = kernelpatches.FS
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("scxcheck's test-only kernel patches: %w", err)
+	}
+	if have := seriesDirs(entries); !slices.Contains(have, series) {
+		return nil, &wrapError{fmt.Sprintf("scxcheck's test-only kernel patch exists for kernel series %s, not for this tree's %s: "+
+			"pass --no-test-patch to build without it", strings.Join(have, ", "), series), []error{ErrPatch}}
+	}
+	files, err := patchDir(fsys, series, "")
+	if err != nil {
+		return nil, err
+	}
+	ps, err := readPatchFiles(fsys, files)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		ps[i].Name = series + "/" + ps[i].Name
+		ps[i].Test = true
+	}
+	return ps, nil
+}
+
+// osFS reads the file system under the names the user gave, relative or
+// absolute, for the functions that take an fs.FS.
+type osFS struct{}
+
+func (osFS) Open(name string) (fs.File, error)          { return os.Open(name) }
+func (osFS) ReadFile(name string) ([]byte, error)       { return os.ReadFile(name) }
+func (osFS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 
 func unwrapPathError(err error) error {
 	var pe *fs.PathError
@@ -66,9 +125,22 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// patchDir lists the patches of a directory in order.
-func patchDir(dir string) ([]string, error) {
-	if data, err := os.ReadFile(filepath.Join(dir, "series")); err == nil {
+// seriesDirs returns the entries named by a kernel series, in version order.
+func seriesDirs(entries []fs.DirEntry) []string {
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && seriesRE.MatchString(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	slices.SortFunc(out, compareVersions)
+	return out
+}
+
+// patchDir lists the patches of a directory in order; of its subdirectory
+// series when it has per-series subdirectories.
+func patchDir(fsys fs.FS, dir, series string) ([]string, error) {
+	if data, err := fs.ReadFile(fsys, filepath.Join(dir, "series")); err == nil {
 		var files []string
 		for _, line := range strings.Split(string(data), "\n") {
 			line, _, _ = strings.Cut(line, "#")
@@ -86,7 +158,7 @@ func patchDir(dir string) ([]string, error) {
 		}
 		return files, nil
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, &wrapError{fmt.Sprintf("patch directory %s: %v", dir, unwrapPathError(err)), []error{ErrPatch}}
 	}
@@ -97,6 +169,17 @@ func patchDir(dir string) ([]string, error) {
 			files = append(files, filepath.Join(dir, n))
 		}
 	}
+	if perSeries := seriesDirs(entries); len(perSeries) > 0 {
+		switch {
+		case len(files) > 0:
+			return nil, &wrapError{fmt.Sprintf("patch directory %s holds both patches and per-series directories (%s): "+
+				"move the patches into the series they are for", dir, strings.Join(perSeries, ", ")), []error{ErrPatch}}
+		case !slices.Contains(perSeries, series):
+			return nil, &wrapError{fmt.Sprintf("patch directory %s has patches for kernel series %s, none for this tree's %s",
+				dir, strings.Join(perSeries, ", "), series), []error{ErrPatch}}
+		}
+		return patchDir(fsys, filepath.Join(dir, series), "")
+	}
 	if len(files) == 0 {
 		return nil, &wrapError{fmt.Sprintf("patch directory %s holds no *.patch, *.diff or *.mbox file", dir), []error{ErrPatch}}
 	}
@@ -104,10 +187,23 @@ func patchDir(dir string) ([]string, error) {
 	return files, nil
 }
 
+// readPatchFiles reads the patch files in order.
+func readPatchFiles(fsys fs.FS, files []string) ([]Patch, error) {
+	var out []Patch
+	for _, f := range files {
+		ps, err := readPatchFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
 // readPatchFile reads a patch file, splitting an mbox into its messages and
 // leaving out messages without a diff (a cover letter).
-func readPatchFile(path string) ([]Patch, error) {
-	data, err := os.ReadFile(path)
+func readPatchFile(fsys fs.FS, path string) ([]Patch, error) {
+	data, err := fs.ReadFile(fsys, path)
 	if err != nil {
 		return nil, &wrapError{fmt.Sprintf("patch %s: %v", path, unwrapPathError(err)), []error{ErrPatch}}
 	}
@@ -226,7 +322,11 @@ func applyPatches(ctx context.Context, r Runner, dir, version string, patches []
 			if lines := strings.Split(detail, "\n"); len(lines) > 8 {
 				detail = strings.Join(lines[:8], "\n") + "\n..."
 			}
-			return &wrapError{fmt.Sprintf("patch %s does not apply to the kernel tree (%s): %v\n%s", p.Name, version, err, indent(detail)), []error{ErrPatch}}
+			what, hint := "patch "+p.Name, ""
+			if p.Test {
+				what, hint = "scxcheck's test-only patch "+p.Name, " (--no-test-patch builds without it)"
+			}
+			return &wrapError{fmt.Sprintf("%s does not apply to the kernel tree (%s): %v%s\n%s", what, version, err, hint, indent(detail)), []error{ErrPatch}}
 		}
 	}
 	return nil

@@ -16,18 +16,23 @@ import (
 // when no tree is given and no default kernel is cached to match.
 const DefaultSeries = "7.2"
 
-// defaultTree returns Debian's linux-source-<series> unpacked in
-// cacheDir/build/trees/, where series matches the default kernel (the
-// remembered default Debian kernel, else DefaultSeries). An unpacked tree is used as is,
-// without asking the mirror; otherwise the package is downloaded with
-// scxcheck's private apt configuration and its tarball unpacked.
-func defaultTree(ctx context.Context, r Runner, cacheDir, mirror string, logf func(string, ...any)) (*Tree, error) {
-	series := DefaultSeries
+// defaultSeries is the series of the default kernel: the remembered
+// default Debian kernel's, else DefaultSeries.
+func defaultSeries(cacheDir string) string {
 	if rel, err := debian.DefaultRelease(cacheDir); err == nil {
 		if s := debian.KernelSeries(rel); s != "" {
-			series = s
+			return s
 		}
 	}
+	return DefaultSeries
+}
+
+// defaultTree returns Debian's linux-source-<series> unpacked in
+// cacheDir/build/trees/. An unpacked tree is used as is, without asking the
+// mirror; otherwise the package is looked for in each of debian.Suites() in
+// turn, downloaded with scxcheck's private apt configuration and its tarball
+// unpacked.
+func defaultTree(ctx context.Context, r Runner, cacheDir, series, mirror string, logf func(string, ...any)) (*Tree, error) {
 	trees := filepath.Join(cacheDir, "build", "trees")
 	pkg := "linux-source-" + series
 	if t := newestTree(trees, pkg); t != nil {
@@ -55,8 +60,8 @@ func defaultTree(ctx context.Context, r Runner, cacheDir, mirror string, logf fu
 		}
 	}
 	if suite == "" {
-		return nil, &wrapError{fmt.Sprintf("Debian %s at %s has no %s (the sources of the default kernel); pass --tree DIR",
-			strings.Join(debian.Suites(), " nor "), a.Mirror(), pkg), []error{debian.ErrMirror}}
+		return nil, &wrapError{fmt.Sprintf("Debian %s at %s has no %s (the sources of kernel series %s); pass --tree DIR",
+			strings.Join(debian.Suites(), " nor "), a.Mirror(), pkg, series), []error{debian.ErrMirror}}
 	}
 
 	if err := os.MkdirAll(trees, 0o755); err != nil {
