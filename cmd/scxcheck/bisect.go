@@ -25,7 +25,9 @@ incremental, as 'scxcheck kernel build'), boots it and runs the chosen specs
 --runs times. A commit is bad if any run fails the target assertion, good if
 every run passes the spec, and skipped (git's exit 125) when it does not build,
 loses a required kconfig symbol, does not boot, fails the spec differently, or
-hits any infrastructure error.
+hits any infrastructure error. Each commit gets scxcheck's test-only kernel patch
+for its series, as in 'scxcheck kernel build' (a commit it does not apply to is
+skipped); --no-test-patch leaves it out.
 
 The bisection runs in a clone of the repository in scxcheck's cache (git clone
 --shared): the repository's HEAD, working tree, refs and worktrees are never

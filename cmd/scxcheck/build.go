@@ -19,13 +19,15 @@ import (
 // buildFlags are the flags that make scxcheck build a kernel from source.
 // `run` and `bench boot` take --tree and --patch; `kernel build` takes all.
 type buildFlags struct {
-	tree    string
-	base    string
-	configs listFlag
-	patches listFlag
-	pahole  string
-	jobs    int
-	force   bool
+	tree        string
+	series      string
+	base        string
+	configs     listFlag
+	patches     listFlag
+	noTestPatch bool
+	pahole      string
+	jobs        int
+	force       bool
 }
 
 // listFlag is a flag that may be given several times.
@@ -36,7 +38,13 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func (b *buildFlags) registerSource(fs *flag.FlagSet) {
 	fs.StringVar(&b.tree, "tree", "", "build the kernel from this source `directory` (default with --patch: Debian's linux-source, fetched into the cache)")
-	fs.Var(&b.patches, "patch", "apply this patch `file`, mbox or directory of numbered patches to a copy of the tree before building (repeatable)")
+	fs.Var(&b.patches, "patch", "apply this patch `file`, mbox or directory of numbered patches (or of per-series subdirectories such as 7.2/, 7.3/: the tree's) to a copy of the tree before building (repeatable)")
+	fs.BoolVar(&b.noTestPatch, "no-test-patch", false, "build without scxcheck's test-only kernel patch (sched_ext.test_self_sub_dispatch, for the recursion specs), which a kernel scxcheck builds otherwise gets")
+}
+
+// registerSeries registers --series, which chooses Debian's sources.
+func (b *buildFlags) registerSeries(fs *flag.FlagSet) {
+	fs.StringVar(&b.series, "series", "", "without --tree, build Debian's linux-source of this kernel `series` (major.minor, e.g. 7.3; default: the default kernel's, else "+build.DefaultSeries+")")
 }
 
 // registerJobs registers --jobs and its short form -j (make's -jN works too:
@@ -60,6 +68,14 @@ func (b *buildFlags) requested() bool { return b.tree != "" || len(b.patches) > 
 
 // options turns the flags into build options.
 func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Options, error) {
+	if b.series != "" {
+		if b.tree != "" {
+			return build.Options{}, usageErrorf("--series and --tree exclude each other: --series chooses Debian's sources")
+		}
+		if err := build.CheckSeries(b.series); err != nil {
+			return build.Options{}, usageErrorf("--series: %v", err)
+		}
+	}
 	frags := build.DefaultFragments()
 	for _, c := range b.configs {
 		f, err := build.ReadFragment(c)
@@ -71,9 +87,11 @@ func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Opti
 	return build.Options{
 		CacheDir:  cacheDir,
 		Tree:      b.tree,
+		Series:    b.series,
 		Base:      b.base,
 		Fragments: frags,
 		Patches:   b.patches,
+		TestPatch: !b.noTestPatch,
 		Pahole:    b.pahole,
 		Mirror:    mirror,
 		Jobs:      b.jobs,
@@ -120,19 +138,25 @@ func cmdKernelBuild(ctx context.Context, args []string, stdout, stderr io.Writer
 vmlinux, which the VM boots through PVH), so that
   scxcheck run --kernel $(scxcheck kernel build)
 works. Without --tree it builds Debian's linux-source of the default kernel's series
-(7.2), fetched into the cache with a private apt configuration.
+(`+build.DefaultSeries+`), or of --series, fetched into the cache with a private apt
+configuration (from Debian unstable, else trixie-backports).
 
 The config is the base (tinyconfig by default) with scxcheck's fragments and any
 --config merged onto it, then olddefconfig; a requested symbol that does not
 survive is an error naming the dependency that is off (exit 2). Patches are
-applied to a copy of the tree, never to the tree itself. The build runs in a
-build directory in the cache that later builds of the same tree reuse; the
-result is cached by tree content, patches, config, compiler and pahole, so an
-unchanged build returns at once. pahole v1.26 or newer is needed: when the
+applied to a copy of the tree, never to the tree itself: the --patch ones, then
+scxcheck's test-only patch for the tree's series (the sched_ext module parameter
+test_self_sub_dispatch, off by default, that the recursion specs need; never for
+a production kernel). --no-test-patch leaves it out, as a tree of a series it
+has no version for, or one it does not apply to, needs (exit 2 otherwise). The
+build runs in a build directory in the cache that later builds of the same tree
+reuse; the result is cached by tree content, patches (the test-only one too),
+config, compiler and pahole, so an unchanged build returns at once. pahole v1.26 or newer is needed: when the
 system's is older, Debian trixie's is fetched into the cache and used.`, stdout)
 	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
 	k.build.registerAll(fs)
+	k.build.registerSeries(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -39,17 +39,18 @@ func runSelf(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 // TestSlowKernelBuild builds scxcheck's own config from Debian's
 // linux-source (the default tree, in the default cache, so a second run is
-// a cache hit), checks that an unchanged build comes from the cache in
-// seconds, boots the kernel through the boot and dispatch suites, builds it
-// again with the test-only recursion patch and runs the recursion suite on
-// that, and checks that a fragment turning off a dependency of sched_ext
-// fails naming both on the real Kconfig. Tens of minutes on two cores:
-// only with SCXCHECK_SLOW=1 (make test-slow).
+// a cache hit) with scxcheck's test-only patch (the default), checks that an
+// unchanged build comes from the cache in seconds, boots the kernel through
+// the boot, dispatch and recursion suites, checks that --no-test-patch is
+// another kernel and that the same patch given with --patch is applied once,
+// and checks that a fragment turning off a dependency of sched_ext fails
+// naming both on the real Kconfig. Tens of minutes on two cores: only with
+// SCXCHECK_SLOW=1 (make test-slow).
 func TestSlowKernelBuild(t *testing.T) {
 	if os.Getenv("SCXCHECK_SLOW") != "1" {
 		t.Skip("set SCXCHECK_SLOW=1 (make test-slow): builds Debian's kernel source and boots it")
 	}
-	out, _, code := runSelf(t, "kernel", "build")
+	out, errOut, code := runSelf(t, "kernel", "build")
 	if code != 0 {
 		t.Fatalf("kernel build: exit %d", code)
 	}
@@ -57,9 +58,12 @@ func TestSlowKernelBuild(t *testing.T) {
 	if filepath.Base(img) != "vmlinux" {
 		t.Fatalf("kernel build printed %q, want the path of a vmlinux", img)
 	}
+	if !strings.Contains(errOut, "test-only patch") {
+		t.Errorf("the build does not say it has the test-only patch")
+	}
 
 	start := time.Now()
-	out, errOut, code := runSelf(t, "kernel", "build")
+	out, errOut, code = runSelf(t, "kernel", "build")
 	if code != 0 || strings.TrimSpace(out) != img || !strings.Contains(errOut, "kernel from cache") {
 		t.Errorf("unchanged build: exit %d, printed %q, want %q from the cache", code, out, img)
 	}
@@ -67,28 +71,28 @@ func TestSlowKernelBuild(t *testing.T) {
 		t.Errorf("cache hit took %s, want ≤ 5s", d)
 	}
 
-	if _, _, code := runSelf(t, "run", "--kernel", img, "--label-filter", "boot || dispatch"); code != 0 {
-		t.Errorf("run --label-filter 'boot || dispatch' on the built kernel: exit %d", code)
+	out, _, code = runSelf(t, "run", "--kernel", img, "--label-filter", "boot || dispatch || recursion")
+	if code != 0 {
+		t.Errorf("run --label-filter 'boot || dispatch || recursion' on the built kernel: exit %d", code)
+	}
+	if strings.Contains(out, "test_self_sub_dispatch") {
+		t.Errorf("specs skipped for want of the test-only parameter on the built kernel:\n%s", out)
 	}
 
+	out, _, code = runSelf(t, "kernel", "build", "--no-test-patch")
+	if code != 0 {
+		t.Fatalf("kernel build --no-test-patch: exit %d", code)
+	}
+	if plain := strings.TrimSpace(out); plain == img {
+		t.Error("the kernel without the test patch is the patched one's cache entry")
+	}
 	patches, err := filepath.Abs("../../fixtures/kernel-patches")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, code = runSelf(t, "kernel", "build", "--patch", patches)
-	if code != 0 {
-		t.Fatalf("kernel build --patch: exit %d", code)
-	}
-	patched := strings.TrimSpace(out)
-	if patched == img {
-		t.Error("the patched kernel is the unpatched one's cache entry")
-	}
-	out, _, code = runSelf(t, "run", "--kernel", patched, "--label-filter", "boot || recursion")
-	if code != 0 {
-		t.Errorf("run --label-filter 'boot || recursion' on the patched kernel: exit %d", code)
-	}
-	if strings.Contains(out, "test_self_sub_dispatch") {
-		t.Errorf("specs skipped for want of the test-only parameter on the patched kernel:\n%s", out)
+	out, errOut, code = runSelf(t, "kernel", "build", "--patch", patches)
+	if code != 0 || strings.TrimSpace(out) != img || !strings.Contains(errOut, "applied once") {
+		t.Errorf("kernel build --patch %s: exit %d, printed %q, want %q, the test patch applied once", patches, code, out, img)
 	}
 
 	dir := t.TempDir()

@@ -19,7 +19,7 @@ import (
 // result as --kernel, so these are not passed on.
 var kernelSourceFlags = map[string]bool{
 	"kernel": true, "cache": true, "mirror": true,
-	"tree": true, "patch": true, "base": true, "config": true, "pahole": true, "j": true, "force": true,
+	"tree": true, "patch": true, "no-test-patch": true, "base": true, "config": true, "pahole": true, "j": true, "force": true,
 }
 
 // repeatFlags are the flags a repeated run handles itself.

@@ -26,7 +26,7 @@ func TestChildRunArgs(t *testing.T) {
 	fs.IntVar(&n, "repeat", 1, "")
 	fs.BoolVar(&v, "v", false, "")
 	err := fs.Parse([]string{"--kernel=/k/bzImage", "--cache=/c", "--repeat=5", "--junit=j.xml", "--artifacts=a",
-		"--label-filter=boot || dispatch", "--accel", "tcg", "-v", "--tree=/src", "--patch=p"})
+		"--label-filter=boot || dispatch", "--accel", "tcg", "-v", "--tree=/src", "--patch=p", "--no-test-patch"})
 	if err != nil {
 		t.Fatal(err)
 	}
