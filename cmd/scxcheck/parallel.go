@@ -34,8 +34,10 @@ import (
 // its place from parallelChildEnv and writes its suites.Result to a file,
 // which the parent merges into one summary.
 
-// parallelChildEnv holds "<process>,<total>,<server address>,<result file>"
-// in a child of a parallel run.
+// parallelChildEnv holds "<process>,<total>,<server address>,<result file>,<seed>"
+// in a child of a parallel run. Every child must order the specs with the
+// same random seed: the server hands out spec indices, and a child that
+// shuffled differently would run another child's specs and skip its own.
 const parallelChildEnv = "SCXCHECK_PARALLEL_CHILD"
 
 // maxProcs bounds --procs: each process runs a VM.
@@ -46,6 +48,7 @@ type parallelChild struct {
 	proc, total int
 	host        string
 	result      string
+	seed        int64
 }
 
 // parallelChildFromEnv returns this process's place in a parallel run, or
@@ -55,15 +58,16 @@ func parallelChildFromEnv() (*parallelChild, error) {
 	if v == "" {
 		return nil, nil
 	}
-	f := strings.SplitN(v, ",", 4)
-	if len(f) != 4 {
-		return nil, fmt.Errorf("%s=%q: want process,total,address,file", parallelChildEnv, v)
+	f := strings.Split(v, ",")
+	if len(f) != 5 {
+		return nil, fmt.Errorf("%s=%q: want process,total,address,file,seed", parallelChildEnv, v)
 	}
 	c := &parallelChild{host: f[2], result: f[3]}
-	var err1, err2 error
+	var err1, err2, err3 error
 	c.proc, err1 = strconv.Atoi(f[0])
 	c.total, err2 = strconv.Atoi(f[1])
-	if err := errors.Join(err1, err2); err != nil || c.proc < 1 || c.proc > c.total {
+	c.seed, err3 = strconv.ParseInt(f[4], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil || c.proc < 1 || c.proc > c.total {
 		return nil, fmt.Errorf("%s=%q: bad process numbers", parallelChildEnv, v)
 	}
 	return c, nil
@@ -73,6 +77,7 @@ func parallelChildFromEnv() (*parallelChild, error) {
 // is not intercepted: its log lines go straight to the parent's stderr.
 func (c *parallelChild) configure(s *types.SuiteConfig) {
 	s.ParallelProcess, s.ParallelTotal, s.ParallelHost = c.proc, c.total, c.host
+	s.RandomSeed = c.seed
 	s.OutputInterceptorMode = "none"
 }
 
@@ -135,12 +140,13 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, img *kernel.Image, procs
 
 	fmt.Fprintf(stderr, "scxcheck: kernel %s, %d processes\n", img.Boot, procs)
 	args := parallelChildArgs(fs, img)
+	seed := time.Now().Unix()
 	var wg sync.WaitGroup
 	exits := make([]error, procs)
 	for p := 1; p <= procs; p++ {
 		cmd := exec.Command(self, args...)
 		cmd.Env = append(os.Environ(), ginkgopar.ClientEnv,
-			fmt.Sprintf("%s=%d,%d,%s,%s", parallelChildEnv, p, procs, srv.Address(), resultFile(dir, p)))
+			fmt.Sprintf("%s=%d,%d,%s,%s,%d", parallelChildEnv, p, procs, srv.Address(), resultFile(dir, p), seed))
 		out := &prefixWriter{w: stderr, prefix: fmt.Sprintf("[p%d] ", p)}
 		cmd.Stdout, cmd.Stderr = out, out
 		// Interrupted, the children get one SIGINT, from here: in their own
