@@ -88,9 +88,8 @@ check-generate: generate
 # faults) are left to test-slow.
 test: deps build vet check-generate
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites)
-	$(BIN) run --procs 2 --label-filter='!slow && !fault' --kernel $$($(BIN) kernel fetch)
-	$(BIN) run --procs 2 --label-filter='!slow && !fault' --kernel $$($(BIN) kernel fetch --version $(NEWEST_KERNEL))
-	$(BIN) run --label-filter='fault && !slow' --kernel $$($(BIN) kernel fetch)
+	$(BIN) run --procs 2 --label-filter='!slow && !fault' --kernel default --kernel $(NEWEST_KERNEL)
+	$(BIN) run --label-filter='fault && !slow' --kernel default
 
 # test-slow: end-to-end work too slow for every CI run, among it building
 # Debian's kernel source with scxcheck's config and booting it

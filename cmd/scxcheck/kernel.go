@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 
 	"github.com/scxcheck/scxcheck/kernel"
@@ -16,7 +17,8 @@ import (
 
 // kernelFlags are the flags every command that boots a kernel takes.
 type kernelFlags struct {
-	kernel string
+	kernel  string   // the last --kernel
+	kernels listFlag // every --kernel, for run's kernel matrix
 	cache  string
 	mirror string
 	accel  string
@@ -26,7 +28,14 @@ type kernelFlags struct {
 }
 
 func (k *kernelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.kernel, "kernel", "", "boot this kernel `image` (bzImage or ELF vmlinux) instead of the default Debian kernel")
+	fs.Func("kernel", "boot this `kernel`: an image (bzImage or ELF vmlinux), a Debian cloud kernel release (e.g. 7.3.4+deb13-cloud-amd64, fetched into the cache) or 'default'; 'scxcheck run' takes it more than once to test several kernels", func(v string) error {
+		if v == "" {
+			return fmt.Errorf("empty kernel")
+		}
+		k.kernel = v
+		k.kernels = append(k.kernels, v)
+		return nil
+	})
 	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for the default kernel (default: the one in the machine's apt sources)")
 	fs.StringVar(&k.accel, "accel", "auto", "QEMU accelerator: auto (KVM if a probe boot works, else TCG), kvm or tcg")
@@ -90,7 +99,10 @@ func (k *kernelFlags) image(ctx context.Context, log io.Writer) (*kernel.Image, 
 
 // prebuilt resolves --kernel, else the cached or freshly fetched Debian kernel.
 func (k *kernelFlags) prebuilt(ctx context.Context, log io.Writer) (*kernel.Image, error) {
-	if k.kernel != "" {
+	if k.kernel != "" && k.kernel != "default" {
+		if _, err := os.Stat(k.kernel); err != nil && debian.IsRelease(k.kernel) {
+			return k.fetch(ctx, k.kernel, log) // a Debian release, not a file
+		}
 		img, err := kernel.Open(k.kernel)
 		if err != nil {
 			return nil, badInput(err)
@@ -182,6 +194,9 @@ type target struct {
 // building it if need be) and checks that QEMU is there: the common start of
 // every command that boots a VM.
 func (k *kernelFlags) resolve(ctx context.Context, log io.Writer) (target, error) {
+	if len(k.kernels) > 1 {
+		return target{}, usageErrorf("--kernel given %d times: only 'scxcheck run' tests several kernels", len(k.kernels))
+	}
 	accel, err := k.accelerator()
 	if err != nil {
 		return target{}, err

@@ -92,7 +92,10 @@ type childResult struct {
 }
 
 // finish writes the child's result for the parent.
-func (c *parallelChild) finish(res suites.Result) error {
+func (c *parallelChild) finish(res suites.Result) error { return writeResult(c.result, res) }
+
+// writeResult writes a run's result as childResult JSON.
+func writeResult(path string, res suites.Result) error {
 	cr := childResult{Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped,
 		SkipReasons: res.SkipReasons, BootTimes: res.BootTimes, Accel: res.Accel, Release: res.Release, API: res.API}
 	if res.Infra != nil {
@@ -100,9 +103,12 @@ func (c *parallelChild) finish(res suites.Result) error {
 	}
 	b, err := json.Marshal(cr)
 	if err == nil {
-		err = os.WriteFile(c.result, b, 0o644)
+		err = os.WriteFile(path, b, 0o644)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("write the run's result: %w", err)
+	}
+	return nil
 }
 
 // parallelChildArgs returns a child's `scxcheck run` arguments: the flags
@@ -120,7 +126,8 @@ func parallelChildArgs(fs *flag.FlagSet, img *kernel.Image) []string {
 
 // runParallel runs the suites in procs child processes and merges their
 // results; rc configures the report printed here.
-func runParallel(ctx context.Context, fs *flag.FlagSet, img *kernel.Image, procs int, rc types.ReporterConfig, stdout, stderr io.Writer) error {
+func runParallel(ctx context.Context, fs *flag.FlagSet, t target, procs int, rc types.ReporterConfig, stdout, stderr io.Writer) error {
+	img := t.img
 	self, err := os.Executable()
 	if err != nil {
 		return infraError(err)
@@ -186,6 +193,7 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, img *kernel.Image, procs
 	res := mergeResults(dir, exits)
 	fmt.Fprint(stdout, res.Summary())
 	fmt.Fprintf(stdout, "  %d processes\n", procs)
+	finishRun(res, t, rc.JUnitReport, stderr)
 	return resultExit(res)
 }
 
@@ -197,9 +205,15 @@ func resultExit(res suites.Result) error {
 		return infraError(res.Infra)
 	case res.Failed > 0:
 		return exitError{code: exitFail}
+	case res.Passed == 0:
+		return infraError(errNothingTested)
 	}
 	return nil
 }
+
+// errNothingTested ends a run in which no spec passed or failed: every
+// selected spec skipped, or none was selected. That is not a pass.
+var errNothingTested = errors.New("nothing was tested: every selected spec was skipped or none was selected (see the skip reasons above)")
 
 func resultFile(dir string, proc int) string {
 	return filepath.Join(dir, fmt.Sprintf("result-%d.json", proc))

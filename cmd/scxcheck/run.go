@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/scxcheck/scxcheck/internal/junit"
 	"github.com/scxcheck/scxcheck/suites"
 )
 
@@ -59,6 +61,12 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
 		return usageErrorf("--label-filter %q: %v", labelFilter, err)
 	}
+	if len(k.kernels) > 1 {
+		if child != nil {
+			return usageErrorf("run: a parallel child tests one kernel")
+		}
+		return runMatrix(ctx, fs, &k, junit, artifacts, stdout, stderr)
+	}
 	t, err := k.resolve(ctx, stderr)
 	if artifacts != "" && child == nil {
 		if err := saveBuildArtifacts(artifacts, t.built, err); err != nil {
@@ -86,7 +94,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	reporterConfig.Verbose = verbose
 	reporterConfig.NoColor = !isTerminal(os.Stdout)
 	if procs > 1 && child == nil {
-		return runParallel(ctx, fs, img, procs, reporterConfig, stdout, stderr)
+		return runParallel(ctx, fs, t, procs, reporterConfig, stdout, stderr)
 	}
 	if child != nil {
 		child.configure(&suiteConfig) // the parent prefixes its output with [p<N>]
@@ -110,10 +118,41 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 		if err := child.finish(res); err != nil {
 			return infraError(err)
 		}
-	} else {
-		fmt.Fprint(stdout, res.Summary())
+		return resultExit(res)
 	}
+	fmt.Fprint(stdout, res.Summary())
+	finishRun(res, t, junit, stderr)
 	return resultExit(res)
+}
+
+// finishRun does what a run does after its summary, with or without
+// --procs: it puts scxcheck's properties into the JUnit report and leaves
+// the result for a matrix parent (resultFileEnv).
+func finishRun(res suites.Result, t target, junitPath string, stderr io.Writer) {
+	if junitPath != "" {
+		if err := junit.AddProperties(junitPath, runProperties(res, t)); err != nil {
+			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
+		}
+	}
+	if f := os.Getenv(resultFileEnv); f != "" {
+		if err := writeResult(f, res); err != nil {
+			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
+		}
+	}
+}
+
+// runProperties are the JUnit suite properties of a run: what was tested.
+func runProperties(res suites.Result, t target) []junit.Property {
+	props := []junit.Property{
+		{Name: "scxcheck.kernel", Value: t.img.Boot},
+		{Name: "scxcheck.kernel.release", Value: res.Release},
+		{Name: "scxcheck.kernel.api", Value: res.API},
+		{Name: "scxcheck.accel", Value: string(res.Accel)},
+	}
+	if t.built != nil {
+		props = append(props, junit.Property{Name: "scxcheck.kernel.test_patch", Value: strconv.FormatBool(t.built.TestPatch)})
+	}
+	return props
 }
 
 // fakeT stands in for testing.T when the suites run outside go test.

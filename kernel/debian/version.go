@@ -80,3 +80,10 @@ func releaseTokens(s string) []string {
 	}
 	return tokens
 }
+
+// IsRelease reports whether v names a Debian cloud kernel release (e.g.
+// 7.3.4+deb13-cloud-amd64 or 7.3.4+deb13) rather than, say, a file.
+func IsRelease(v string) bool {
+	_, err := normalizeRelease(v)
+	return err == nil && !strings.Contains(v, "/")
+}
