@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"text/tabwriter"
 
 	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/kernel/build"
@@ -166,6 +167,8 @@ changes the default; --latest resolves the metapackage again and makes the resul
 new default.`, stdout)
 	fs.StringVar(&version, "version", "", "fetch this kernel `release`, e.g. 7.3.4+deb13-cloud-amd64 (default: the default kernel)")
 	fs.BoolVar(&latest, "latest", false, "resolve the current release through Debian's metapackage and make it the default kernel")
+	var list bool
+	fs.BoolVar(&list, "list", false, "list the Debian cloud kernels with sub-schedulers (7.1 or newer) the mirror offers, per suite, and fetch nothing")
 	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` (default: the one in the machine's apt sources)")
 	if err := parseFlags(fs, args); err != nil {
@@ -173,6 +176,12 @@ new default.`, stdout)
 	}
 	if latest && version != "" {
 		return usageErrorf("kernel fetch: --latest and --version exclude each other")
+	}
+	if list {
+		if latest || version != "" {
+			return usageErrorf("kernel fetch: --list fetches nothing; it takes neither --version nor --latest")
+		}
+		return listKernels(ctx, &k, stdout, stderr)
 	}
 	img, err := k.fetchWith(ctx, &debian.Fetcher{Version: version, Latest: latest}, stderr)
 	if err != nil {
@@ -213,4 +222,35 @@ func (k *kernelFlags) resolve(ctx context.Context, log io.Writer) (target, error
 		return target{}, err
 	}
 	return target{img: img, built: built, accel: accel, threads: threads}, nil
+}
+
+// listKernels prints what `kernel fetch --list` finds.
+func listKernels(ctx context.Context, k *kernelFlags, stdout, stderr io.Writer) error {
+	dir, err := k.cacheDir()
+	if err != nil {
+		return err
+	}
+	f := &debian.Fetcher{CacheDir: dir, Mirror: k.mirror,
+		Log: func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) }}
+	ls, err := f.List(ctx)
+	if err != nil {
+		return infraError(err)
+	}
+	if len(ls) == 0 {
+		fmt.Fprintln(stdout, "no Debian cloud kernel with sub-schedulers (7.1 or newer) on this mirror")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELEASE\tSUITE\tSTATE")
+	for _, l := range ls {
+		state := "not cached (EXT_SUB_SCHED=y expected: series 7.1 or newer; checked on fetch)"
+		if l.Cached {
+			state = "cached, config checked"
+		}
+		if l.Default {
+			state += ", default"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Release, l.Suite, state)
+	}
+	return tw.Flush()
 }

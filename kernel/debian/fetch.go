@@ -416,3 +416,73 @@ type wrapError struct {
 
 func (e *wrapError) Error() string   { return e.msg }
 func (e *wrapError) Unwrap() []error { return e.errs }
+
+// firstSubSchedSeries is the first kernel series with sched_ext cgroup
+// sub-schedulers: EXT_SUB_SCHED is def_bool y there whenever SCHED_CLASS_EXT
+// and CGROUPS are, as in every Debian cloud kernel build.
+var firstSubSchedSeries = [2]int{7, 1}
+
+// Listing is a cloud kernel release a suite offers.
+type Listing struct {
+	Release string
+	Suite   string
+	// Cached is set when the release is in the cache; its config was then
+	// checked for EXT_SUB_SCHED=y and the rest of kernel.RequiredSymbols.
+	Cached bool
+	// Default is set for the remembered default kernel.
+	Default bool
+}
+
+// List returns the cloud-amd64 kernel releases of the searched suites that
+// have sub-schedulers (series 7.1 or newer), newest first within a suite.
+func (f *Fetcher) List(ctx context.Context) ([]Listing, error) {
+	cacheDir, err := f.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	mirror := strings.TrimRight(f.Mirror, "/")
+	if mirror == "" {
+		if mirror, err = MirrorFromSystem(); err != nil {
+			f.logf("%v; using %s", err, DefaultMirror)
+			mirror = DefaultMirror
+		}
+	}
+	a := &apt{dir: filepath.Join(cacheDir, "apt"), mirror: mirror}
+	def, _ := DefaultRelease(cacheDir)
+	var out []Listing
+	for _, suite := range suites {
+		f.logf("updating package lists of Debian %s from %s", suite, a.mirror)
+		if err := a.update(ctx, suite); err != nil {
+			var af *aptFailure
+			if errors.As(err, &af) && af.kind == failNotFound {
+				continue
+			}
+			if errors.As(err, &af) {
+				return nil, mirrorError(a.mirror, af)
+			}
+			return nil, err
+		}
+		rels, err := a.releases(ctx, suite)
+		if err != nil {
+			return nil, err
+		}
+		slices.SortFunc(rels, func(x, y string) int { return compareRelease(y, x) })
+		for _, r := range rels {
+			if !hasSubScheds(r) {
+				continue
+			}
+			_, cerr := Cached(cacheDir, r)
+			out = append(out, Listing{Release: r, Suite: suite, Cached: cerr == nil, Default: r == def})
+		}
+	}
+	return out, nil
+}
+
+// hasSubScheds reports whether a release's series is one with sub-schedulers.
+func hasSubScheds(release string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(KernelSeries(release), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > firstSubSchedSeries[0] || major == firstSubSchedSeries[0] && minor >= firstSubSchedSeries[1]
+}

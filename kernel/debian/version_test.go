@@ -49,3 +49,25 @@ func TestCompareRelease(t *testing.T) {
 		t.Errorf("sorted %q, want %q", rels, want)
 	}
 }
+
+func TestHasSubScheds(t *testing.T) {
+	for rel, want := range map[string]bool{
+		"7.1.3+deb13-cloud-amd64":   true,
+		"7.3.4+deb13-cloud-amd64":   true,
+		"7.10.1+deb14-cloud-amd64":  true,
+		"8.0.1+deb14-cloud-amd64":   true,
+		"7.0.9+deb13-cloud-amd64":   false,
+		"6.12.48+deb13-cloud-amd64": false,
+		"nonsense":                  false,
+	} {
+		if got := hasSubScheds(rel); got != want {
+			t.Errorf("hasSubScheds(%s) = %v, want %v", rel, got, want)
+		}
+	}
+	for v, want := range map[string]bool{"7.3.4+deb13-cloud-amd64": true, "7.3.4+deb13": true,
+		"/boot/vmlinuz-7.3.4+deb13-cloud-amd64": false, "vmlinux": false, "default": false} {
+		if got := IsRelease(v); got != want {
+			t.Errorf("IsRelease(%s) = %v, want %v", v, got, want)
+		}
+	}
+}
