@@ -172,7 +172,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, err
 	}
 	if tree == nil {
-		if tree, err = defaultTree(ctx, r, o.CacheDir, series, o.Mirror, o.logf); err != nil {
+		if tree, err = defaultTree(ctx, r, o.CacheDir, series, o.Series != "", o.Mirror, o.logf); err != nil {
 			return nil, err
 		}
 	}

@@ -31,8 +31,9 @@ func defaultSeries(cacheDir string) string {
 // cacheDir/build/trees/. An unpacked tree is used as is, without asking the
 // mirror; otherwise the package is looked for in each of debian.Suites() in
 // turn, downloaded with scxcheck's private apt configuration and its tarball
-// unpacked.
-func defaultTree(ctx context.Context, r Runner, cacheDir, series, mirror string, logf func(string, ...any)) (*Tree, error) {
+// unpacked. A series no suite has is an error wrapping ErrNotTree when the
+// caller chose it, else debian.ErrMirror.
+func defaultTree(ctx context.Context, r Runner, cacheDir, series string, chosen bool, mirror string, logf func(string, ...any)) (*Tree, error) {
 	trees := filepath.Join(cacheDir, "build", "trees")
 	pkg := "linux-source-" + series
 	if t := newestTree(trees, pkg); t != nil {
@@ -60,8 +61,12 @@ func defaultTree(ctx context.Context, r Runner, cacheDir, series, mirror string,
 		}
 	}
 	if suite == "" {
-		return nil, &wrapError{fmt.Sprintf("Debian %s at %s has no %s (the sources of kernel series %s); pass --tree DIR",
-			strings.Join(debian.Suites(), " nor "), a.Mirror(), pkg, series), []error{debian.ErrMirror}}
+		kind := debian.ErrMirror
+		if chosen {
+			kind = ErrNotTree
+		}
+		return nil, &wrapError{fmt.Sprintf("neither Debian %s at %s has %s (the sources of kernel series %s); pass --tree DIR",
+			strings.Join(debian.Suites(), " nor "), a.Mirror(), pkg, series), []error{kind}}
 	}
 
 	if err := os.MkdirAll(trees, 0o755); err != nil {
