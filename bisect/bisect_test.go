@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -72,7 +73,7 @@ func (fakeTester) Test(ctx context.Context, img Image, runs int, logDir string, 
 	for i := 1; i <= runs; i++ {
 		r := runner.Run{Index: i}
 		pass := runner.SpecResult{Text: fakeSpec, State: "passed"}
-		fail := runner.SpecResult{Text: fakeSpec, State: "failed", Class: runner.ClassExit, Location: fakeLocation,
+		fail := runner.SpecResult{Text: fakeSpec, State: "failed", Class: outcome.Exit, Location: fakeLocation,
 			Failure: "expected an exit SCX_EXIT_ERROR, got no exit"}
 		switch {
 		case kind == "ok":
@@ -204,7 +205,7 @@ func TestBisectFindsPlantedCommit(t *testing.T) {
 	if rep.Culprit == nil || rep.Culprit.SHA != c[6] || rep.Culprit.Subject != "commit 6: bug" {
 		t.Fatalf("culprit %+v, want %s commit 6: bug", rep.Culprit, c[6])
 	}
-	if rep.Target.Spec != fakeSpec || rep.Target.Location != fakeLocation || rep.Target.Class != runner.ClassExit ||
+	if rep.Target.Spec != fakeSpec || rep.Target.Location != fakeLocation || rep.Target.Class != outcome.Exit ||
 		!strings.Contains(rep.Target.Message, "expected an exit SCX_EXIT_ERROR") {
 		t.Errorf("target %+v", rep.Target)
 	}
@@ -388,9 +389,9 @@ func TestBisectInterrupted(t *testing.T) {
 func TestJudge(t *testing.T) {
 	target := &Target{Spec: "s", Location: "x.go:1"}
 	pass := runner.Run{Index: 1, Specs: []runner.SpecResult{{Text: "s", State: "passed"}}}
-	bad := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "failed", Class: runner.ClassCrash, Location: "x.go:1"}}}
-	elsewhere := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "failed", Class: runner.ClassAssertion, Location: "x.go:2"}}}
-	otherSpec := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "passed"}, {Text: "t", State: "failed", Class: runner.ClassAssertion}}}
+	bad := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "failed", Class: outcome.Crash, Location: "x.go:1"}}}
+	elsewhere := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "failed", Class: outcome.Assertion, Location: "x.go:2"}}}
+	otherSpec := runner.Run{Index: 2, ExitCode: 1, Specs: []runner.SpecResult{{Text: "s", State: "passed"}, {Text: "t", State: "failed", Class: outcome.Assertion}}}
 	skipped := runner.Run{Index: 1, Specs: []runner.SpecResult{{Text: "s", State: "skipped", Failure: "kernel lacks x"}}}
 	infra := runner.Run{Index: 2, ExitCode: 3}
 	for _, c := range []struct {

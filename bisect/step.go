@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,10 +81,10 @@ func (v Verdict) ExitCode() int {
 // Target is the assertion being bisected: the spec that fails at the bad
 // revision and where it fails.
 type Target struct {
-	Spec     string       `json:"spec"`
-	Location string       `json:"location"`
-	Class    runner.Class `json:"class"`
-	Message  string       `json:"message"`
+	Spec     string        `json:"spec"`
+	Location string        `json:"location"`
+	Class    outcome.Class `json:"class"`
+	Message  string        `json:"message"`
 }
 
 // Step is one tested commit.

@@ -203,21 +203,46 @@ func describeExit(actual any) string {
 	return info.String()
 }
 
-// HaveLogged succeeds if a []string of kernel log lines has a line containing
-// text (a string) or matching a Gomega matcher.
+// HaveLogged succeeds if a []string of kernel log lines has a line
+// containing text (a string) as whole tokens, or matching a Gomega matcher.
+// Whole tokens: where text begins or ends with a letter or digit, the line
+// must not continue it with another, so "cgroup 47" does not match
+// "cgroup 470" and "/s1" does not match "/s10".
 func HaveLogged(text any) types.GomegaMatcher {
-	m := &loggedMatcher{what: "kernel log line"}
 	if gm, ok := text.(types.GomegaMatcher); ok {
-		m.line = gm
-	} else {
-		m.line = gomega.ContainSubstring(fmt.Sprint(text))
+		return &loggedMatcher{what: "kernel log line", desc: strings.TrimSpace(format.Object(gm, 0)), match: gm.Match}
 	}
-	return m
+	t := fmt.Sprint(text)
+	return &loggedMatcher{what: "kernel log line", desc: fmt.Sprintf("containing %q", t),
+		match: func(line any) (bool, error) { return containsTokens(line.(string), t), nil }}
+}
+
+func containsTokens(line, text string) bool {
+	if text == "" {
+		return true
+	}
+	for off := 0; ; {
+		i := strings.Index(line[off:], text)
+		if i < 0 {
+			return false
+		}
+		start, end := off+i, off+i+len(text)
+		okStart := start == 0 || !isWord(text[0]) || !isWord(line[start-1])
+		okEnd := end == len(line) || !isWord(text[len(text)-1]) || !isWord(line[end])
+		if okStart && okEnd {
+			return true
+		}
+		off = start + 1
+	}
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 type loggedMatcher struct {
-	line types.GomegaMatcher
-	what string
+	what, desc string
+	match      func(line any) (bool, error)
 }
 
 func (m *loggedMatcher) Match(actual any) (bool, error) {
@@ -226,7 +251,7 @@ func (m *loggedMatcher) Match(actual any) (bool, error) {
 		return false, fmt.Errorf("HaveLogged expects []string, got %T", actual)
 	}
 	for _, l := range lines {
-		if ok, err := m.line.Match(l); err != nil {
+		if ok, err := m.match(l); err != nil {
 			return false, err
 		} else if ok {
 			return true, nil
@@ -236,11 +261,11 @@ func (m *loggedMatcher) Match(actual any) (bool, error) {
 }
 
 func (m *loggedMatcher) FailureMessage(actual any) string {
-	return fmt.Sprintf("expected a %s %s, in:\n%s", m.what, strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+	return fmt.Sprintf("expected a %s %s, in:\n%s", m.what, m.desc, tail(actual))
 }
 
 func (m *loggedMatcher) NegatedFailureMessage(actual any) string {
-	return fmt.Sprintf("expected no %s %s, in:\n%s", m.what, strings.TrimSpace(format.Object(m.line, 0)), tail(actual))
+	return fmt.Sprintf("expected no %s %s, in:\n%s", m.what, m.desc, tail(actual))
 }
 
 func tail(actual any) string {
@@ -257,5 +282,10 @@ func tail(actual any) string {
 // "<name>: sub<level>-<cgid> <path>" for a sub-scheduler (pass that part as
 // which, e.g. "sub1-47 /a").
 func HaveDumpHeader(name, which string) types.GomegaMatcher {
-	return &loggedMatcher{line: gomega.HavePrefix(name + ": " + which), what: "sched_ext dump header"}
+	want := name + ": " + which
+	return &loggedMatcher{what: "sched_ext dump header", desc: fmt.Sprintf("%q", want),
+		match: func(line any) (bool, error) {
+			rest, ok := strings.CutPrefix(line.(string), want)
+			return ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t'), nil
+		}}
 }

@@ -109,6 +109,26 @@ func TestHaveLogged(t *testing.T) {
 	}
 }
 
+// Ids and paths match as whole tokens, never as the start of a longer one.
+func TestHaveLoggedWholeTokens(t *testing.T) {
+	log := []string{"sched_ext: root: trying to dispatch a distant sub-sched on cgroup 470",
+		`sched_ext: BPF sub-scheduler "s10" enabled on /s10`}
+	for _, text := range []string{"cgroup 47", "on /s1", `"s1"`, "distant sub-sched on cgroup 4"} {
+		if match(t, HaveLogged(text), log) {
+			t.Errorf("HaveLogged(%q) matched a longer token", text)
+		}
+	}
+	for _, text := range []string{"cgroup 470", "on /s10", `"s10" enabled`, "distant sub-sched", "root:"} {
+		if !match(t, HaveLogged(text), log) {
+			t.Errorf("HaveLogged(%q) did not match", text)
+		}
+	}
+	// A later occurrence counts when the first is part of a longer token.
+	if !match(t, HaveLogged("cgroup 47"), []string{"cgroup 470 and cgroup 47 both"}) {
+		t.Error("HaveLogged missed the second occurrence")
+	}
+}
+
 func TestHaveDumpHeader(t *testing.T) {
 	dump := []string{"mid: sub1-47 /a", "kworker/0:1[30] triggered exit kind 1024 on CPU 1:", "  runtime error (trying to dispatch a distant sub-sched on cgroup 48)"}
 	if !match(t, HaveDumpHeader("mid", "sub1-47 /a"), dump) {
@@ -119,5 +139,11 @@ func TestHaveDumpHeader(t *testing.T) {
 	}
 	if match(t, HaveDumpHeader("mid", "sub2-47"), dump) {
 		t.Error("matched the wrong level")
+	}
+	if match(t, HaveDumpHeader("mid", "sub1-4"), dump) || match(t, HaveDumpHeader("mi", "sub1-47"), []string{"mid: sub1-47 /a"}) {
+		t.Error("matched a header by a prefix of its id or name")
+	}
+	if match(t, HaveDumpHeader("mid", "sub1-47 /a"), []string{"mid: sub1-47 /ab"}) {
+		t.Error("matched a path by its prefix")
 	}
 }

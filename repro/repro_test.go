@@ -2,6 +2,7 @@ package repro
 
 import (
 	"errors"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scxcheck/scxcheck/internal/runner"
 	"github.com/scxcheck/scxcheck/suites"
 )
 
@@ -80,9 +80,9 @@ exit 0
 `
 
 func TestReproScript(t *testing.T) {
-	exitRec := suites.SpecRecord{Text: "a spec", State: "failed", Class: runner.ClassExit,
+	exitRec := suites.SpecRecord{Text: "a spec", State: "failed", Class: outcome.Exit,
 		Location: "github.com/scxcheck/scxcheck/suites/x.go:37", Failure: "expected an exit SCX_EXIT_ERROR", QEMU: recordedQEMU}
-	panicRec := suites.SpecRecord{Text: "a panic", State: "failed", Class: runner.ClassCrash,
+	panicRec := suites.SpecRecord{Text: "a panic", State: "failed", Class: outcome.Crash,
 		Location: "github.com/scxcheck/scxcheck/suites/verdict.go:120",
 		Failure:  "kernel kernel panic during the spec: Kernel panic - not syncing: Fatal exception\n...", QEMU: recordedQEMU}
 	failed := Outcome{Spec: "a spec", State: "failed", Class: "exit", Location: "/abs/path/suites/x.go:37", Failure: "expected an exit SCX_EXIT_ERROR"}

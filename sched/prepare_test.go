@@ -291,6 +291,7 @@ func TestFillKernelEnumsFake(t *testing.T) {
 		{Name: "SCX_SLICE_DFL", Value: 12345},
 		{Name: "SCX_DSQ_GLOBAL", Value: 1<<63 | 77},
 		{Name: "SCX_DSQ_LOCAL", Value: 1<<63 | 78},
+		{Name: "SCX_TASK_QUEUED", Value: 1},
 	})
 	for _, fx := range fixtures.Names() {
 		p, err := Prepare(spec(t, fx), k, Options{})

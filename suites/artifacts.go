@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/scxcheck/scxcheck/internal/runner"
 	"github.com/scxcheck/scxcheck/proto"
 	"github.com/scxcheck/scxcheck/results"
 )
@@ -46,11 +46,11 @@ type SpecRecord struct {
 	Slug   string   `json:"slug"`
 	// State is Ginkgo's: passed, skipped, failed, panicked, timedout, ...
 	State string `json:"state"`
-	// Class says what kind of failure it was (see runner.Classify).
-	Class    runner.Class `json:"class,omitempty"`
-	Failure  string       `json:"failure,omitempty"`
-	Location string       `json:"location,omitempty"` // file:line of the failure
-	RunTime  float64      `json:"runtime_s"`
+	// Class says what kind of failure it was (outcome.Of).
+	Class    outcome.Class `json:"class,omitempty"`
+	Failure  string        `json:"failure,omitempty"`
+	Location string        `json:"location,omitempty"` // file:line of the failure
+	RunTime  float64       `json:"runtime_s"`
 	// Dir is the spec's artifacts directory; "" without Options.Artifacts.
 	Dir string `json:"dir,omitempty"`
 	// Kernel is the image booted; QEMU the command line of the VM the spec
@@ -62,7 +62,7 @@ type SpecRecord struct {
 }
 
 // Failed reports whether the spec failed.
-func (r SpecRecord) Failed() bool { return r.Class != "" && r.Class != runner.ClassNone }
+func (r SpecRecord) Failed() bool { return r.Class != "" && r.Class != outcome.None }
 
 // SchedExit is one entry of exits.json.
 type SchedExit struct {
@@ -199,10 +199,7 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	if r.State.Is(types.SpecStateFailureStates) {
 		rec.Failure = r.Failure.Message
 		rec.Location = r.Failure.Location.String()
-		rec.Class = runner.Classify(r.State.String(), r.Failure.Message)
-		if run.result.Infra != nil && r.Failure.Message == run.result.Infra.Error() {
-			rec.Class = runner.ClassInfra
-		}
+		rec.Class = outcome.Of(r)
 	} else if r.State == types.SpecStateSkipped {
 		rec.Failure = strings.TrimSpace(r.Failure.Message)
 	}

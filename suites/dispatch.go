@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	. "github.com/scxcheck/scxcheck/matchers"
+	"github.com/scxcheck/scxcheck/outcome"
 	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
@@ -62,9 +63,19 @@ func finish(w *Workload) {
 	Expect(done.Failed).To(BeEmpty())
 }
 
+// stillRunning checks that a scheduler runs, in its own view (no exit info)
+// and the kernel's (sched_ext enabled, its sysfs directory there with its
+// name, no line in the kernel log saying it was disabled). A failure is of
+// class exit: the kernel took down a scheduler it should have kept.
 func stillRunning(s *Sched) {
 	GinkgoHelper()
-	Expect(s.Exit()).To(HaveField("Kind", BeZero()), "%s exited", s.Name)
+	g := classed(outcome.Exit)
+	g.Expect(s.Exit()).To(HaveField("Kind", BeZero()), "%s exited", s.Name)
+	g.Expect(guest.ReadFile("/sys/kernel/sched_ext/state")).To(Equal("enabled\n"), "sched_ext state while %s should run", s.Name)
+	dir, err := s.SysfsDir()
+	g.Expect(err).NotTo(HaveOccurred(), "the kernel shows no directory for %s", s.Name)
+	g.Expect(guest.ReadFile(dir+"/ops")).To(Equal(s.Name+"\n"), "%s/ops", dir)
+	g.Expect(guest.KernelLog()).NotTo(HaveLogged(s.disabledLine()), "the kernel disabled %s", s.Name)
 }
 
 var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
@@ -104,21 +115,44 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			// they belong to the child. Sleep/wake workers pass through
 			// enqueue and dispatch at every wakeup; a CPU hog alone on a
 			// CPU can keep running as prev without being dispatched.
-			inside := start(t1, proto.WorkSleep, 2, workTime)
-			outside := start(Cgroup{}, proto.WorkSleep, 2, workTime)
-			finish(inside)
-			finish(outside)
+			inside := start(t1, proto.WorkSleep, 2, longWork)
+			outside := start(Cgroup{}, proto.WorkSleep, 2, longWork)
+			ownedBy(inside, "child")
+			ownedBy(outside, "parent")
+			keepsRunning(inside)
+			keepsRunning(outside)
 
 			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 1)))
 			Eventually(guest.Trace, settle).Should(HaveTraced("child", "dispatch", WithField("moved", Not(Equal("0")))))
 			Expect(child.Counter("nr_moved")()).To(BeNumerically(">", 0), "the child ran none of its tasks")
 			Expect(parent.Counter("child_true[0]")()).To(BeNumerically(">", 0), "no sub-dispatch of the child returned true")
-			// Every dispatch of the child was a sub-dispatch by the parent.
-			childDispatches, _ := child.Counter("nr_dispatch")()
-			Expect(parent.Counter("nr_sub_true")()).To(BeNumerically(">", 0))
-			Expect(childDispatches).To(BeNumerically("<=", must(parent.Counter("nr_sub_true"))+must(parent.Counter("nr_sub_false"))))
-			Expect(parent.Counter("nr_moved")()).To(BeNumerically(">", 0), "the parent ran none of the tasks outside the cgroup")
+			// Every dispatch of the child was a sub-dispatch by the parent:
+			// the kernel never calls a child's ops.dispatch on its own.
+			Expect(child.Counter("nr_dispatch")()).To(BeNumerically("<=", must(parent.Counter("nr_sub_true"))+must(parent.Counter("nr_sub_false"))),
+				"the child's ops.dispatch ran more often than its parent sub-dispatched it")
 			stillRunning(child)
+			stillRunning(parent)
+		})
+
+		It("returns true from scx_bpf_sub_dispatch only when the CPU has something to run after the call, and whenever the call moved a task there", func() {
+			t2 := newCgroup("t2")
+			loadSub("child", "child", t1, nil)
+			loadSub("child", "child2", t2, nil)
+			for _, cg := range []Cgroup{{}, t1, t2} {
+				start(cg, proto.WorkSleep, 2, longWork)
+			}
+			// Each call is checked in the parent against what happened
+			// during it (fixtures/README.md: sub-dispatch accounting).
+			Eventually(parent.Counter("nr_ret_checked"), workWait).Should(BeNumerically(">=", 2000), "sub-dispatch calls checked")
+			c, err := parent.Counters()
+			Expect(err).NotTo(HaveOccurred())
+			AddReportEntry("return values checked", fmt.Sprintf("checked %d, true after a move %d, false with nothing to run %d, true with nothing to run %d, false after a move %d",
+				c["nr_ret_checked"], c["nr_ret_true_moved"], c["nr_ret_false_idle"], c["nr_ret_true_unexpected"], c["nr_ret_false_unexpected"]))
+			Expect(parent.Counter("nr_ret_true_unexpected")()).To(BeZero(), "true although the call gave the CPU nothing to run")
+			Expect(parent.Counter("nr_ret_false_unexpected")()).To(BeZero(), "false although the call moved a task to the local DSQ")
+			Expect(parent.Counter("nr_ret_true_moved")()).To(BeNumerically(">", 0), "no call that moved a task returned true")
+			Expect(parent.Counter("nr_ret_false_idle")()).To(BeNumerically(">", 0), "no call that moved nothing returned false")
+			Expect(guest.Trace()).NotTo(HaveTraced("parent", "ret_mismatch"))
 			stillRunning(parent)
 		})
 
@@ -138,19 +172,19 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 
 		It("hands the tasks back to the parent when its link closes", func() {
 			child := loadSub("child", "child", t1, nil)
-			w := start(t1, proto.WorkSleep, 2, 3*workTime)
+			w := start(t1, proto.WorkSleep, 2, longWork)
+			ownedBy(w, "child")
 			Eventually(child.Counter("nr_moved"), settle).Should(BeNumerically(">", 0))
 			Expect(child.Detach()).To(Succeed())
 
 			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_detach", WithField("cgid", t1.ID)))
-			Eventually(child.Exit, settle).Should(ExitWith("SCX_EXIT_UNREG"))
+			exitsWith(child, "SCX_EXIT_UNREG")
 			Eventually(func() error {
-				_, err := guest.ReadFile(fmt.Sprintf("/sys/kernel/sched_ext/root/sub/sub-%d/ops", t1.ID))
+				_, err := guest.ReadFile(schedDir(t1.ID) + "/ops")
 				return err
 			}, settle).Should(HaveOccurred(), "the child's sysfs entry is still there")
-			movedByParent := must(parent.Counter("nr_moved"))
-			finish(w)
-			Expect(parent.Counter("nr_moved")()).To(BeNumerically(">", movedByParent), "the parent ran none of the returned tasks")
+			ownedBy(w, "parent")
+			keepsRunning(w)
 			stillRunning(parent)
 		})
 	})
@@ -162,7 +196,7 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			first := loadSub("child", "first", t1, nil)
 			extra, err := guest.Load(proto.LoadScheduler{Fixture: "child", Name: "extra", Cgroup: t2.Path})
 			Expect(err).NotTo(HaveOccurred(), "link create succeeds; the rejection arrives as exit info")
-			Eventually(extra.Exit, settle).Should(ExitWith("SCX_EXIT_ERROR", ContainSubstring("parent rejected (-28)")))
+			exitsWith(extra, "SCX_EXIT_ERROR", "parent rejected (-28)")
 			Eventually(guest.Trace, settle).Should(HaveTraced("parent", "sub_attach", WithField("cgid", t2.ID), WithField("ret", -28)))
 			w := start(t1, proto.WorkSleep, 1, workTime)
 			finish(w)

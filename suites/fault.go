@@ -16,6 +16,7 @@ import (
 
 	"github.com/scxcheck/scxcheck/internal/fakeqemu"
 	. "github.com/scxcheck/scxcheck/matchers"
+	"github.com/scxcheck/scxcheck/outcome"
 	"github.com/scxcheck/scxcheck/proto"
 	"github.com/scxcheck/scxcheck/vm"
 )
@@ -40,7 +41,7 @@ func verdictTook(fault string, d time.Duration) {
 
 // expectVerdict checks a verdict's class and kind, and how the failure
 // message of a spec that did not expect it would begin.
-func expectVerdict(v *vm.Verdict, class vm.Class, kind, message string) {
+func expectVerdict(v *vm.Verdict, class outcome.Class, kind, message string) {
 	GinkgoHelper()
 	Expect(v).NotTo(BeNil(), "no verdict on a broken VM")
 	Expect(v.Class).To(Equal(class))
@@ -51,7 +52,7 @@ func expectVerdict(v *vm.Verdict, class vm.Class, kind, message string) {
 // breaksTheVM declares a fault spec: an Ordered container whose first spec,
 // it, provokes a failure of class c with body and asserts on the verdict,
 // and whose second checks that it got a fresh VM.
-func breaksTheVM(when, it string, c vm.Class, timeout time.Duration, body func(SpecContext), decorators ...any) {
+func breaksTheVM(when, it string, c outcome.Class, timeout time.Duration, body func(SpecContext), decorators ...any) {
 	Context(when, append([]any{Ordered, func() {
 		var broken *vm.Machine
 		It(it, func(ctx SpecContext) {
@@ -81,7 +82,7 @@ func replacesTheVM(broken **vm.Machine) {
 }
 
 var _ = Describe("scxcheck's verdict", Label("fault"), func() {
-	breaksTheVM("when the guest kernel panics mid-spec", "reports a kernel panic with the console excerpt within 30 s", vm.ClassKernel, 2*time.Minute, func(ctx SpecContext) {
+	breaksTheVM("when the guest kernel panics mid-spec", "reports a kernel panic with the console excerpt within 30 s", outcome.Crash, 2*time.Minute, func(ctx SpecContext) {
 		began := time.Now()
 		err := guest.WriteFile("/proc/sysrq-trigger", "c")
 		Expect(err).To(MatchError(vm.ErrExited), "the write that crashes the kernel cannot succeed")
@@ -89,7 +90,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		took := time.Since(began)
 		verdictTook("kernel panic", took)
 
-		expectVerdict(v, vm.ClassKernel, string(vm.FaultPanic), "kernel kernel panic during the spec: ")
+		expectVerdict(v, outcome.Crash, string(vm.FaultPanic), "kernel kernel panic during the spec: ")
 		Expect(v.Line).To(ContainSubstring("Kernel panic - not syncing: sysrq triggered crash"))
 		Expect(v.Excerpt).To(ContainSubstring("sysrq: Trigger a crash"))
 		Expect(v.Excerpt).To(ContainSubstring("Kernel panic - not syncing"))
@@ -97,7 +98,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		Expect(guest.Alive()).To(BeFalse(), "QEMU should exit on a panic (panic=-1, -no-reboot)")
 	})
 
-	breaksTheVM("when the agent (PID 1) exits", "reports the agent died, from the kernel's panic: Attempted to kill init", vm.ClassAgent, 2*time.Minute, func(ctx SpecContext) {
+	breaksTheVM("when the agent (PID 1) exits", "reports the agent died, from the kernel's panic: Attempted to kill init", outcome.Agent, 2*time.Minute, func(ctx SpecContext) {
 		began := time.Now()
 		Expect(guest.Call(ctx, "Fault", proto.Fault{Action: proto.FaultExit}, &proto.Empty{})).To(Succeed())
 		Eventually(guest.Exited(), panicVerdict).Should(BeClosed())
@@ -105,7 +106,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		took := time.Since(began)
 		verdictTook("agent exited", took)
 
-		expectVerdict(v, vm.ClassAgent, vm.KindAgentDied, "agent failure during the spec: agent died: ")
+		expectVerdict(v, outcome.Agent, vm.KindAgentDied, "agent failure during the spec: agent died: ")
 		Expect(v.Line).To(ContainSubstring("Attempted to kill init!"))
 		// The agent's own "exiting on request" line is not asserted: it
 		// shares the serial console with the panic and can arrive split.
@@ -113,7 +114,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		Expect(took).To(BeNumerically("<", panicVerdict))
 	})
 
-	breaksTheVM("when the agent is stopped", "gets a bounded no-answer from each call and reports the agent not answering", vm.ClassAgent, 3*time.Minute, func(ctx SpecContext) {
+	breaksTheVM("when the agent is stopped", "gets a bounded no-answer from each call and reports the agent not answering", outcome.Agent, 3*time.Minute, func(ctx SpecContext) {
 		Expect(guest.Call(ctx, "Fault", proto.Fault{Action: proto.FaultStop}, &proto.Empty{})).To(Succeed())
 		time.Sleep(time.Second) // the agent freezes 100 ms after answering
 		began := time.Now()
@@ -130,13 +131,13 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		v, _ := guest.assess(ctx)
 		took := time.Since(began)
 		verdictTook("agent stopped", took)
-		expectVerdict(v, vm.ClassAgent, vm.KindAgentNoAnswer, "agent failure during the spec: agent not answering: ")
+		expectVerdict(v, outcome.Agent, vm.KindAgentNoAnswer, "agent failure during the spec: agent not answering: ")
 		Expect(v.Line).To(ContainSubstring("agent call Reset: no answer"))
 		Expect(took).To(BeNumerically("<", callTimeout+resetTimeout+10*time.Second))
 		Expect(guest.ConsoleTail(50)).To(ContainSubstring("scxcheck-agent: freezing on request"))
 	}, Label("slow"))
 
-	breaksTheVM("when QEMU is killed from outside", "reports infrastructure, and closing leaves no process or temporary directory", vm.ClassInfra, 2*time.Minute, func(ctx SpecContext) {
+	breaksTheVM("when QEMU is killed from outside", "reports infrastructure, and closing leaves no process or temporary directory", outcome.Infra, 2*time.Minute, func(ctx SpecContext) {
 		pid, dir := guest.PID(), guest.Dir()
 		Expect(dir).To(BeADirectory())
 		began := time.Now()
@@ -148,7 +149,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		took := time.Since(began)
 		verdictTook("QEMU killed", took)
 
-		expectVerdict(v, vm.ClassInfra, vm.KindQEMUKilled, "infrastructure failure during the spec: QEMU killed: ")
+		expectVerdict(v, outcome.Infra, vm.KindQEMUKilled, "infrastructure failure during the spec: QEMU killed: ")
 		Expect(v.Line).To(Equal("QEMU was killed by signal killed (not sent by scxcheck)"))
 		Expect(took).To(BeNumerically("<", qemuVerdict))
 

@@ -190,3 +190,39 @@ func (s *Sched) Cmask(addr uint64) ([]int, error) {
 	err := s.g.Call(context.Background(), "SchedulerCmask", proto.ArenaCmask{ID: s.ID, Addr: addr}, &c)
 	return c.Cids, err
 }
+
+// SysfsDir finds the scheduler's directory under /sys/kernel/sched_ext:
+// root for the root scheduler, root/sub/sub-<cgid>[/sub/sub-<cgid>...] for
+// a sub-scheduler. It fails when the kernel shows no such directory.
+func (s *Sched) SysfsDir() (string, error) {
+	if s.CgroupID == 0 {
+		_, err := s.g.ReadFile(sysfsRoot + "/ops")
+		return sysfsRoot, err
+	}
+	want := fmt.Sprintf("sub-%d", s.CgroupID)
+	dirs := []string{sysfsRoot}
+	for len(dirs) > 0 {
+		dir := dirs[0]
+		dirs = dirs[1:]
+		var ents proto.DirEntries
+		if err := s.g.Call(context.Background(), "ReadDir", proto.Path{Path: dir + "/sub"}, &ents); err != nil {
+			continue
+		}
+		for _, e := range ents.Names {
+			if e == want {
+				return dir + "/sub/" + e, nil
+			}
+			dirs = append(dirs, dir+"/sub/"+e)
+		}
+	}
+	return "", fmt.Errorf("no directory sub-%d under %s", s.CgroupID, sysfsRoot)
+}
+
+// disabledLine is the start of the kernel log line that says the scheduler
+// was disabled.
+func (s *Sched) disabledLine() string {
+	if s.CgroupID == 0 {
+		return fmt.Sprintf(`BPF scheduler "%s" disabled`, s.Name)
+	}
+	return fmt.Sprintf(`BPF sub-scheduler "%s" disabled`, s.Name)
+}

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/scxcheck/scxcheck/outcome"
 
 	"github.com/scxcheck/scxcheck/vm"
 )
@@ -21,7 +24,7 @@ const resetTimeout = 30 * time.Second
 type specState struct {
 	// expected holds the failure classes the spec provokes on purpose and
 	// asserts on itself; the VM is replaced and the spec not failed.
-	expected map[vm.Class]bool
+	expected map[outcome.Class]bool
 	// assessed is set once assess has run; verdict and resetErr are its
 	// results.
 	assessed bool
@@ -31,13 +34,13 @@ type specState struct {
 
 // expectKernelFault tells the checks after the spec that a kernel fault is
 // the behaviour under test: the spec asserts on it, and the VM is replaced.
-func expectKernelFault() { expectFailure(vm.ClassKernel) }
+func expectKernelFault() { expectFailure(outcome.Crash) }
 
 // expectFailure tells the checks after the spec that a failure of class c
 // is the behaviour under test.
-func expectFailure(c vm.Class) {
+func expectFailure(c outcome.Class) {
 	if guest.spec.expected == nil {
-		guest.spec.expected = map[vm.Class]bool{}
+		guest.spec.expected = map[outcome.Class]bool{}
 	}
 	guest.spec.expected[c] = true
 }
@@ -79,9 +82,9 @@ func (g *Guest) assess(ctx context.Context) (v *vm.Verdict, resetErr error) {
 func failureMessage(v *vm.Verdict) string {
 	var head string
 	switch v.Class {
-	case vm.ClassKernel:
+	case outcome.Crash:
 		head = fmt.Sprintf("kernel %s during the spec: %s", v.Kind, v.Line)
-	case vm.ClassAgent:
+	case outcome.Agent:
 		head = fmt.Sprintf("agent failure during the spec: %s: %s", v.Kind, v.Line)
 	default:
 		head = fmt.Sprintf("infrastructure failure during the spec: %s: %s", v.Kind, v.Line)
@@ -113,25 +116,70 @@ func afterSpec(ctx context.Context, g *Guest) {
 			AddReportEntry("VM replaced", fmt.Sprintf("the spec provoked this on purpose: %s (%s)", v.Kind, v.Class))
 			return
 		}
-		if v.Class == vm.ClassInfra && run.result.Infra == nil {
+		if v.Class == outcome.Infra && run.result.Infra == nil {
 			run.result.Infra = fmt.Errorf("%s: %s", v.Kind, v.Line)
 		}
+		recordClass(v.Class)
 		Fail(failureMessage(v))
 	}
 	if !g.Alive() {
 		return // BeforeEach of the next spec boots a new one
 	}
 	if resetErr != nil {
+		// The kernel did not come back to a clean state: a scheduler stuck
+		// enabled, a cgroup that cannot go, sched_ext not disabled.
 		AddReportEntry("VM replaced", fmt.Sprintf("reset after the spec failed: %v", resetErr))
 		run.opts.Log("reset failed (%v); the next spec gets a fresh VM", resetErr)
 		g.Close()
+		teardownFailed(g, fmt.Sprintf("the kernel did not come back to a clean state after the spec: %v", resetErr))
 		return
 	}
 	if t, err := g.ReadFile("/proc/sys/kernel/tainted"); err == nil && strings.TrimSpace(t) != g.taint {
 		AddReportEntry("VM replaced", fmt.Sprintf("kernel taint changed from %s to %s", g.taint, strings.TrimSpace(t)))
 		run.opts.Log("kernel tainted (%s); the next spec gets a fresh VM", strings.TrimSpace(t))
 		g.Close()
+		teardownFailed(g, fmt.Sprintf("the kernel's taint changed during the spec from %s to %s", g.taint, strings.TrimSpace(t)))
 	}
+}
+
+// teardownFailed fails the spec with class teardown (unless the spec itself
+// failed already, which keeps its own failure), with the kernel log of the
+// spec as the excerpt.
+func teardownFailed(g *Guest, what string) {
+	recordClass(outcome.Teardown)
+	if CurrentSpecReport().Failed() {
+		AddReportEntry("teardown", what)
+		return
+	}
+	msg := "teardown failure: " + what
+	if klog := g.KernelLog(); len(klog) > 0 {
+		if len(klog) > 40 {
+			klog = klog[len(klog)-40:]
+		}
+		msg += "\nkernel log of the spec (last lines):\n" + strings.Join(klog, "\n")
+	}
+	Fail(msg)
+}
+
+// recordClass records a failure class of the running spec (outcome.EntryName);
+// the most severe one recorded is the spec's.
+func recordClass(c outcome.Class) {
+	AddReportEntry(outcome.EntryName, string(c), ReportEntryVisibilityNever)
+}
+
+// classed returns a Gomega whose failures record class c before failing
+// the spec: assertions on exits go through it, so that a scheduler that
+// exits when it must not (or not as it must) is an exit failure, never a
+// flake.
+func classed(c outcome.Class) Gomega {
+	return NewGomega(func(message string, callerSkip ...int) {
+		recordClass(c)
+		skip := 1
+		if len(callerSkip) > 0 {
+			skip += callerSkip[0]
+		}
+		Fail(message, skip)
+	})
 }
 
 // A suite that timed out or was interrupted did not test the kernel fully:

@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os/exec"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestDiagnose(t *testing.T) {
 		name    string
 		m       func() *Machine
 		since   int
-		class   Class
+		class   outcome.Class
 		kind    string
 		line    string
 		excerpt string
@@ -49,7 +50,7 @@ func TestDiagnose(t *testing.T) {
 				return exitedMachine(t, nil, append(boot, "[    3.0] sysrq: Trigger a crash",
 					"[    3.0] Kernel panic - not syncing: sysrq triggered crash", "[    3.0] CPU: 1 PID: 1 Comm: init")...)
 			},
-			class: ClassKernel, kind: "kernel panic", line: "[    3.0] Kernel panic - not syncing: sysrq triggered crash",
+			class: outcome.Crash, kind: "kernel panic", line: "[    3.0] Kernel panic - not syncing: sysrq triggered crash",
 			excerpt: "sysrq: Trigger a crash",
 		},
 		{
@@ -58,7 +59,7 @@ func TestDiagnose(t *testing.T) {
 				return exitedMachine(t, nil, append(boot, "scxcheck-agent: control port: EOF",
 					"[    3.7] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300")...)
 			},
-			class: ClassAgent, kind: KindAgentDied, line: "[    3.7] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300",
+			class: outcome.Agent, kind: KindAgentDied, line: "[    3.7] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300",
 			excerpt: "scxcheck-agent: control port: EOF",
 		},
 		{
@@ -73,7 +74,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			name:  "QEMU killed from outside",
 			m:     func() *Machine { return exitedMachine(t, exitError(t, "kill -9 $$"), boot...) },
-			class: ClassInfra, kind: KindQEMUKilled, line: "QEMU was killed by signal killed (not sent by scxcheck)",
+			class: outcome.Infra, kind: KindQEMUKilled, line: "QEMU was killed by signal killed (not sent by scxcheck)",
 		},
 		{
 			name: "QEMU killed by Close",
@@ -86,14 +87,14 @@ func TestDiagnose(t *testing.T) {
 		{
 			name:  "QEMU failed",
 			m:     func() *Machine { return exitedMachine(t, exitError(t, "exit 1"), boot...) },
-			class: ClassInfra, kind: KindQEMUExited, line: "QEMU exited with status 1",
+			class: outcome.Infra, kind: KindQEMUExited, line: "QEMU exited with status 1",
 		},
 		{
 			name: "the agent powered off on its own",
 			m: func() *Machine {
 				return exitedMachine(t, nil, append(boot, "scxcheck-agent: virtio-serial port scxcheck.ctl not found", "[    2.0] reboot: Power down")...)
 			},
-			class: ClassAgent, kind: KindAgentExited,
+			class: outcome.Agent, kind: KindAgentExited,
 			line: "the guest powered off without being asked: scxcheck-agent: virtio-serial port scxcheck.ctl not found",
 		},
 		{
@@ -151,7 +152,7 @@ func TestDiagnoseAliveAndHealthy(t *testing.T) {
 func TestNoAnswer(t *testing.T) {
 	err := fmt.Errorf("agent call Reset: %w: %w\nconsole tail:\n...", ErrNoAnswer, errors.New("context deadline exceeded"))
 	v := NoAnswer(err)
-	if v == nil || v.Class != ClassAgent || v.Kind != KindAgentNoAnswer || v.Line != "agent call Reset: no answer: context deadline exceeded" {
+	if v == nil || v.Class != outcome.Agent || v.Kind != KindAgentNoAnswer || v.Line != "agent call Reset: no answer: context deadline exceeded" {
 		t.Fatalf("NoAnswer = %+v", v)
 	}
 	if NoAnswer(errors.New("agent call Reset: no such scheduler")) != nil {

@@ -3,32 +3,21 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Class says what a failure is about: the kernel under test, the guest
-// agent, or the machinery around them.
-type Class string
-
-// Classes of a Verdict.
-const (
-	// ClassKernel: the kernel under test faulted (panic, oops, BUG, ...).
-	// This is a finding about the kernel.
-	ClassKernel Class = "kernel"
-	// ClassAgent: the guest agent died, powered the guest off or stopped
-	// answering. The kernel may be fine; the spec could not be checked.
-	ClassAgent Class = "agent"
-	// ClassInfra: QEMU died or was killed without the kernel faulting: the
-	// kernel was not tested.
-	ClassInfra Class = "infrastructure"
-)
-
 // Verdict is what scxcheck concludes about a machine that is not healthy.
 type Verdict struct {
-	Class Class
+	// Class is outcome.Crash (the kernel under test faulted: a finding
+	// about the kernel), outcome.Agent (the guest agent died, powered the
+	// guest off or stopped answering: the kernel may be fine, the spec
+	// could not be checked) or outcome.Infra (QEMU died or was killed
+	// without the kernel faulting: the kernel was not tested).
+	Class outcome.Class
 	// Kind names the failure: a FaultKind ("kernel panic", "oops", ...),
 	// or "agent died", "agent exited", "agent not answering", "QEMU killed",
 	// "QEMU exited".
@@ -75,11 +64,11 @@ const (
 // that they show. It does not call the agent: an agent that is alive but
 // does not answer shows up as ErrNoAnswer from Call (see NoAnswer).
 //
-// A kernel fault is ClassKernel, except a panic because init exited ("Attempted
-// to kill init"), which is the agent dying: ClassAgent. Without a fault, QEMU
-// killed by a signal scxcheck did not send is ClassInfra; QEMU exiting
+// A kernel fault is outcome.Crash, except a panic because init exited ("Attempted
+// to kill init"), which is the agent dying: outcome.Agent. Without a fault, QEMU
+// killed by a signal scxcheck did not send is outcome.Infra; QEMU exiting
 // because the guest powered off when nobody asked is the agent giving up
-// (it powers off on a fatal error): ClassAgent.
+// (it powers off on a fatal error): outcome.Agent.
 func (m *Machine) Diagnose(sinceFault int) *Verdict {
 	faults := m.Faults()
 	if sinceFault < len(faults) {
@@ -95,10 +84,10 @@ func (m *Machine) Diagnose(sinceFault int) *Verdict {
 		case <-m.exited:
 		case <-time.After(settle):
 		}
-		v := &Verdict{Class: ClassKernel, Kind: string(f.Kind), Line: strings.TrimSpace(f.Line), Excerpt: m.FaultExcerpt(f)}
+		v := &Verdict{Class: outcome.Crash, Kind: string(f.Kind), Line: strings.TrimSpace(f.Line), Excerpt: m.FaultExcerpt(f)}
 		for _, g := range m.Faults()[sinceFault:] {
 			if g.Kind == FaultPanic && strings.Contains(g.Line, killedInitSignature) {
-				v = &Verdict{Class: ClassAgent, Kind: KindAgentDied, Line: strings.TrimSpace(g.Line), Excerpt: m.FaultExcerpt(g)}
+				v = &Verdict{Class: outcome.Agent, Kind: KindAgentDied, Line: strings.TrimSpace(g.Line), Excerpt: m.FaultExcerpt(g)}
 				break
 			}
 		}
@@ -114,9 +103,9 @@ func (m *Machine) Diagnose(sinceFault int) *Verdict {
 		if m.closing.Load() {
 			return nil // Close killed it
 		}
-		return &Verdict{Class: ClassInfra, Kind: KindQEMUKilled, Line: m.exitStatus() + " (not sent by scxcheck)", Excerpt: tail}
+		return &Verdict{Class: outcome.Infra, Kind: KindQEMUKilled, Line: m.exitStatus() + " (not sent by scxcheck)", Excerpt: tail}
 	case m.exitErr != nil:
-		return &Verdict{Class: ClassInfra, Kind: KindQEMUExited, Line: m.exitStatus(), Excerpt: tail}
+		return &Verdict{Class: outcome.Infra, Kind: KindQEMUExited, Line: m.exitStatus(), Excerpt: tail}
 	case m.poweringOff.Load():
 		return nil // Shutdown asked for it
 	}
@@ -124,7 +113,7 @@ func (m *Machine) Diagnose(sinceFault int) *Verdict {
 	if l := lastLineWith(tail, "scxcheck-agent:"); l != "" {
 		line += ": " + l
 	}
-	return &Verdict{Class: ClassAgent, Kind: KindAgentExited, Line: line, Excerpt: tail}
+	return &Verdict{Class: outcome.Agent, Kind: KindAgentExited, Line: line, Excerpt: tail}
 }
 
 // NoAnswer is the verdict on an agent call that failed with ErrNoAnswer
@@ -135,7 +124,7 @@ func NoAnswer(err error) *Verdict {
 		return nil
 	}
 	line, _, _ := strings.Cut(err.Error(), "\n")
-	return &Verdict{Class: ClassAgent, Kind: KindAgentNoAnswer, Line: line}
+	return &Verdict{Class: outcome.Agent, Kind: KindAgentNoAnswer, Line: line}
 }
 
 func (m *Machine) panicked(sinceFault int) bool {

@@ -20,12 +20,12 @@ import (
 type kernelFlags struct {
 	kernel  string   // the last --kernel
 	kernels listFlag // every --kernel, for run's kernel matrix
-	cache  string
-	mirror string
-	accel  string
-	tcg    string
-	qemu   string
-	build  buildFlags // --tree, --patch: build the kernel from source
+	cache   string
+	mirror  string
+	accel   string
+	tcg     string
+	qemu    string
+	build   buildFlags // --tree, --patch: build the kernel from source
 }
 
 func (k *kernelFlags) register(fs *flag.FlagSet) {

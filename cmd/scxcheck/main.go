@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"os/signal"
@@ -21,12 +22,12 @@ import (
 	"github.com/scxcheck/scxcheck/repro"
 )
 
-// Exit codes, documented in the usage text.
+// Exit codes, documented in the usage text (outcome.Exit*).
 const (
-	exitPass  = 0
-	exitFail  = 1
-	exitUsage = 2
-	exitInfra = 3
+	exitPass  = outcome.ExitPass
+	exitFail  = outcome.ExitFail
+	exitUsage = outcome.ExitUsage
+	exitInfra = outcome.ExitInfra
 )
 
 const usage = `scxcheck verifies sched_ext cgroup sub-schedulers (CONFIG_EXT_SUB_SCHED) on a

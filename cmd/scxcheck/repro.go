@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/scxcheck/scxcheck/internal/runner"
 	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/repro"
 	"github.com/scxcheck/scxcheck/suites"
@@ -82,7 +82,7 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 		Artifacts:  logs,
 		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 		OnSpec: func(rec suites.SpecRecord) {
-			if rec.State == "skipped" || rec.Class == runner.ClassInfra {
+			if rec.State == "skipped" || rec.Class == outcome.Infra {
 				return
 			}
 			dir := filepath.Join(out, rec.Slug)
@@ -126,7 +126,7 @@ func failureBundles(img *kernel.Image, artifacts string, stderr io.Writer) (func
 	}
 	w := &repro.Writer{Kernel: img}
 	return func(rec suites.SpecRecord) {
-		if !rec.Failed() || rec.Class == runner.ClassInfra || rec.Dir == "" {
+		if !rec.Failed() || rec.Class == outcome.Infra || rec.Dir == "" {
 			return
 		}
 		dir := filepath.Join(rec.Dir, "repro")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/scxcheck/scxcheck/outcome"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ func TestSoakReportLeavesInterruptedRunsOutOfTheCountsAndTimes(t *testing.T) {
 	done := []soakRun{
 		{Run: runner.Run{Index: 1, ExitCode: 0, Duration: 4 * time.Minute}},
 		{Run: runner.Run{Index: 2, ExitCode: 1, Duration: 5 * time.Minute,
-			Specs: []runner.SpecResult{{Text: "a spec", State: "failed", Class: runner.ClassAssertion, Failure: "expected x\nmore"}}}},
+			Specs: []runner.SpecResult{{Text: "a spec", State: "failed", Class: outcome.Assertion, Failure: "expected x\nmore"}}}},
 		{Run: runner.Run{Index: 3, ExitCode: 3, Duration: 6 * time.Minute, Err: "exit 3"}},
 		{Run: runner.Run{Index: 4, ExitCode: 3, Duration: 10 * time.Second}, interrupted: true},
 	}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"sort"
 	"strings"
 )
@@ -21,10 +22,10 @@ const (
 
 // Failure is one failed run of a spec.
 type Failure struct {
-	Run      int    `json:"run"`
-	Class    Class  `json:"class"`
-	Message  string `json:"message"`
-	Location string `json:"location,omitempty"`
+	Run      int           `json:"run"`
+	Class    outcome.Class `json:"class"`
+	Message  string        `json:"message"`
+	Location string        `json:"location,omitempty"`
 }
 
 // SpecStats is one spec over the complete runs.
@@ -81,7 +82,7 @@ type Summary struct {
 // SpecVerdict applies rules 2–4 to one spec.
 func SpecVerdict(s SpecStats) Verdict {
 	for _, f := range s.Failures {
-		if f.Class == ClassCrash || f.Class == ClassExit {
+		if f.Class.NeverFlake() {
 			return Fail
 		}
 	}
@@ -116,7 +117,7 @@ func Aggregate(runs []Run) Summary {
 				st = &SpecStats{Text: s.Text, Labels: s.Labels}
 				byText[s.Text] = st
 			}
-			if s.Class == ClassInfra {
+			if s.Class == outcome.Infra {
 				continue // the harness failed it, not the kernel
 			}
 			st.Runs++
@@ -186,11 +187,11 @@ func (s Summary) count(v Verdict) int {
 func (s Summary) ExitCode() int {
 	switch s.Verdict {
 	case Pass:
-		return ExitPass
+		return outcome.ExitPass
 	case Fail:
-		return ExitFail
+		return outcome.ExitFail
 	}
-	return ExitInfra
+	return outcome.ExitInfra
 }
 
 // Table is the per-spec pass rates, one line each, failing and flaky

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"os/exec"
@@ -20,14 +21,14 @@ type SpecResult struct {
 	Text     string        `json:"text"`
 	Labels   []string      `json:"labels,omitempty"`
 	State    string        `json:"state"`
-	Class    Class         `json:"class,omitempty"`
+	Class    outcome.Class `json:"class,omitempty"`
 	Failure  string        `json:"failure,omitempty"`
 	Location string        `json:"location,omitempty"`
 	RunTime  time.Duration `json:"runtime"`
 }
 
 // Failed reports whether the spec failed.
-func (s SpecResult) Failed() bool { return s.Class != ClassNone }
+func (s SpecResult) Failed() bool { return s.Class != outcome.None }
 
 // Run is one execution of the command.
 type Run struct {
@@ -40,19 +41,11 @@ type Run struct {
 	Err string `json:"error,omitempty"`
 }
 
-// Exit codes of `scxcheck run`, which the runner relies on.
-const (
-	ExitPass  = 0
-	ExitFail  = 1
-	ExitUsage = 2
-	ExitInfra = 3
-)
-
 // Complete reports whether the run tested the kernel: it exited 0 or 1 and
 // left a report. A run that exited 2 or 3, was killed or left no report is
 // an infrastructure run, whose specs do not count.
 func (r Run) Complete() bool {
-	return r.Err == "" && (r.ExitCode == ExitPass || r.ExitCode == ExitFail)
+	return r.Err == "" && (r.ExitCode == outcome.ExitPass || r.ExitCode == outcome.ExitFail)
 }
 
 // Config describes repeated runs.
@@ -179,11 +172,11 @@ func ReadReport(path string) ([]SpecResult, error) {
 				continue // not selected
 			}
 			res := SpecResult{Text: s.FullText(), Labels: s.Labels(), State: s.State.String(), RunTime: s.RunTime}
-			res.Class = Classify(res.State, s.Failure.Message)
-			if res.Class != ClassNone || s.State == types.SpecStateSkipped {
+			res.Class = outcome.Of(s)
+			if res.Class != outcome.None || s.State == types.SpecStateSkipped {
 				res.Failure = s.Failure.Message
 			}
-			if res.Class != ClassNone {
+			if res.Class != outcome.None {
 				res.Location = s.Failure.Location.String()
 			}
 			out = append(out, res)

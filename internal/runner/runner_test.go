@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"github.com/scxcheck/scxcheck/outcome"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,51 +15,36 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 )
 
-// Messages as the suites produce them.
+// Failures of the kinds the suites record, by class (outcome.EntryName).
 const (
-	msgPanic  = "kernel kernel panic during the spec: Kernel panic - not syncing: Fatal exception\n..."
-	msgExit   = "Timed out after 10.001s.\nexit of root\nexpected an exit SCX_EXIT_ERROR with msg <string>, got no exit (the scheduler is still running, kind SCX_EXIT_NONE)"
-	msgVMGone = "agent call SchedulerExit: VM exited during the call: QEMU exited with status 0"
-	msgCount  = "the child ran none of its tasks\nExpected\n    <uint64>: 0\nto be >\n    <int>: 0"
-	msgInfra  = "boot /k/vmlinux: VM did not boot: the agent was not ready after 1m30s (tcg)"
+	msgPanic  = "crash"
+	msgExit   = "exit"
+	msgVMGone = "crash"
+	msgCount  = "assertion"
+	msgInfra  = "infra"
 )
 
-func TestClassify(t *testing.T) {
-	for _, c := range []struct {
-		state, msg string
-		want       Class
-	}{
-		{"passed", "", ClassNone},
-		{"skipped", "kernel lacks kfunc scx_bpf_sub_dispatch", ClassNone},
-		{"failed", msgPanic, ClassCrash},
-		{"failed", "kernel WARNING during the spec: WARNING: CPU: 1 PID: 9 at kernel/sched/ext/ext.c:1", ClassCrash},
-		{"failed", msgVMGone, ClassCrash},
-		{"failed", msgExit, ClassExit},
-		{"failed", "expected no exit SCX_EXIT_ERROR with msg <string>, got kind=...", ClassExit},
-		{"failed", msgCount, ClassAssertion},
-		{"failed", "agent failure during the spec: agent not answering: agent call Reset: no answer", ClassAgent},
-		{"failed", "infrastructure failure during the spec: QEMU killed: QEMU was killed by signal killed", ClassInfra},
-		{"panicked", "runtime error: index out of range", ClassAssertion},
-		{"timedout", "A suite timeout occurred", ClassTimeout},
-		{"interrupted", "interrupted by user", ClassTimeout},
-	} {
-		if got := Classify(c.state, c.msg); got != c.want {
-			t.Errorf("Classify(%q, %.40q) = %q, want %q", c.state, c.msg, got, c.want)
-		}
-	}
-}
-
-// fakeRun builds a complete run from spec outcomes "text=state[:message]".
+// fakeRun builds a complete run from spec outcomes "text=state[:class]";
+// a failed spec without a class is an assertion, a timed out one a timeout.
 func fakeRun(i, code int, outcomes ...string) Run {
 	r := Run{Index: i, ExitCode: code}
 	for _, o := range outcomes {
 		text, rest, _ := strings.Cut(o, "=")
 		state, msg, _ := strings.Cut(rest, ":")
-		s := SpecResult{Text: text, State: state, Class: Classify(state, msg)}
-		if s.Class != ClassNone || state == "skipped" {
+		s := SpecResult{Text: text, State: state}
+		switch {
+		case state == "passed" || state == "skipped":
+		case msg != "":
+			s.Class = outcome.Class(msg)
+		case state == "timedout" || state == "interrupted":
+			s.Class = outcome.Timeout
+		default:
+			s.Class = outcome.Assertion
+		}
+		if s.Class != outcome.None || state == "skipped" {
 			s.Failure = msg
 		}
-		if s.Class != ClassNone {
+		if s.Class != outcome.None {
 			s.Location = "suites/x.go:1"
 		}
 		r.Specs = append(r.Specs, s)
@@ -111,7 +97,7 @@ func TestVerdictRule(t *testing.T) {
 func TestTableShowsPassRates(t *testing.T) {
 	s := Aggregate([]Run{fakeRun(1, 0, "a=passed", "b=passed"), fakeRun(2, 1, "a=passed", "b=failed:"+msgCount), fakeRun(3, 0, "a=passed", "b=passed")})
 	tab := s.Table()
-	for _, want := range []string{"flaky 2/3 passed  b", "pass  3/3 passed  a", "run 2 (assertion) suites/x.go:1: the child ran none of its tasks", "verdict: pass"} {
+	for _, want := range []string{"flaky 2/3 passed  b", "pass  3/3 passed  a", "run 2 (assertion) suites/x.go:1: assertion", "verdict: pass"} {
 		if !strings.Contains(tab, want) {
 			t.Errorf("table lacks %q:\n%s", want, tab)
 		}
@@ -130,15 +116,22 @@ func writeFakeReport(t testing.TB, path string, specs ...types.SpecReport) {
 	}
 }
 
-func fakeSpec(container, text string, state types.SpecState, msg string) types.SpecReport {
-	return types.SpecReport{
+// fakeSpec is a spec report; a failed spec with a class other than
+// assertion carries the class the suite recorded (outcome.EntryName).
+func fakeSpec(container, text string, state types.SpecState, class string) types.SpecReport {
+	r := types.SpecReport{
 		ContainerHierarchyTexts: []string{container},
 		LeafNodeType:            types.NodeTypeIt,
 		LeafNodeText:            text,
 		LeafNodeLabels:          []string{"dispatch"},
 		State:                   state,
-		Failure:                 types.Failure{Message: msg, Location: types.CodeLocation{FileName: "suites/dispatch.go", LineNumber: 42}},
+		Failure:                 types.Failure{Message: class, Location: types.CodeLocation{FileName: "suites/dispatch.go", LineNumber: 42}},
 	}
+	if state.Is(types.SpecStateFailureStates) && class != "" && class != string(outcome.Assertion) {
+		r.ReportEntries = append(r.ReportEntries, types.ReportEntry{Name: outcome.EntryName,
+			Value: types.WrapEntryValue(class)})
+	}
+	return r
 }
 
 func TestReadReport(t *testing.T) {
@@ -158,7 +151,7 @@ func TestReadReport(t *testing.T) {
 		t.Fatalf("got %d specs, want 3 (selected Its only): %+v", len(got), got)
 	}
 	f := got[1]
-	if f.Text != "sub fails" || f.Class != ClassExit || f.Location != "suites/dispatch.go:42" || f.Labels[0] != "dispatch" {
+	if f.Text != "sub fails" || f.Class != outcome.Exit || f.Location != "suites/dispatch.go:42" || f.Labels[0] != "dispatch" {
 		t.Errorf("failed spec read as %+v", f)
 	}
 	if got[2].State != "skipped" || got[2].Failure != "kernel lacks x" || got[2].Failed() {
