@@ -163,8 +163,16 @@ func (s *Service) SchedulerProgStats(args proto.SchedulerID, reply *proto.ProgSt
 // detached, every worker killed and reaped, every cgroup the host made
 // removed (deepest first), and sched_ext back to disabled.
 func (s *Service) Reset(_ proto.Empty, reply *proto.ResetReport) error {
+	began := time.Now()
+	step := func(what string) {
+		if s.events != nil {
+			s.events.agentf("reset: %s (%s)", what, time.Since(began).Round(time.Millisecond))
+		}
+	}
 	reply.Detached = s.schedulers.closeAll()
+	step(fmt.Sprintf("schedulers closed, %d were attached", len(reply.Detached)))
 	reply.Killed = s.workloads.killAndReap(10 * time.Second)
+	step(fmt.Sprintf("workers reaped, %d were running", reply.Killed))
 
 	s.mu.Lock()
 	cgroups := s.cgroups
@@ -173,13 +181,19 @@ func (s *Service) Reset(_ proto.Empty, reply *proto.ResetReport) error {
 	sort.Slice(cgroups, func(i, j int) bool { return strings.Count(cgroups[i], "/") > strings.Count(cgroups[j], "/") })
 	var errs []error
 	for _, cg := range cgroups {
-		err := retry(5*time.Second, func() error { return unix.Rmdir(cg) })
-		if err != nil && !errors.Is(err, unix.ENOENT) {
+		err := retry(5*time.Second, func() error {
+			if err := unix.Rmdir(cg); err != nil && !errors.Is(err, unix.ENOENT) {
+				return err // busy a while longer: its tasks are still exiting
+			}
+			return nil // gone, or removed by the spec itself
+		})
+		if err != nil {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", cg, err))
 			continue
 		}
 		reply.Removed = append(reply.Removed, cg)
 	}
+	step(fmt.Sprintf("%d cgroups removed", len(reply.Removed)))
 	err := retry(10*time.Second, func() error {
 		b, err := os.ReadFile("/sys/kernel/sched_ext/state")
 		if err != nil {
@@ -236,8 +250,8 @@ func (s *Service) SchedulerGrantDenied(args proto.SchedulerID, reply *proto.Cids
 	return err
 }
 
-// SchedulerCapsCommand runs a capability kfunc inside a parent fixture.
-func (s *Service) SchedulerCapsCommand(args proto.CapsCommand, reply *proto.CapsResult) error {
+// SchedulerCommand runs a capability kfunc inside a parent fixture.
+func (s *Service) SchedulerCommand(args proto.Command, reply *proto.CommandResult) error {
 	sch, err := s.schedulers.get(args.ID)
 	if err != nil {
 		return err
@@ -254,8 +268,8 @@ func (s *Service) SchedulerCapsCommand(args proto.CapsCommand, reply *proto.Caps
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res, err := sch.Command(ctx, args.Op, args.CgroupID, args.Caps, cids, args.Out || args.Op == proto.CapsRead)
-	*reply = proto.CapsResult{Ret: res.Ret, Out: res.Out}
+	res, err := sch.Command(ctx, args.Op, args.CgroupID, args.Caps, cids, args.Out || args.Op == proto.CmdCaps)
+	*reply = proto.CommandResult{Ret: res.Ret, Out: res.Out}
 	return err
 }
 
@@ -319,4 +333,27 @@ func extEnabled(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// AttachScheduler attaches a scheduler loaded with NoAttach.
+func (s *Service) AttachScheduler(args proto.SchedulerID, _ *proto.Empty) error {
+	sch, err := s.schedulers.get(args.ID)
+	if err != nil {
+		return err
+	}
+	return sch.Attach()
+}
+
+// CloseScheduler detaches a scheduler and releases its maps and programs
+// (freeing an arena takes a while under emulation: a spec that loads many
+// schedulers closes them as it goes rather than leave them to Reset).
+func (s *Service) CloseScheduler(args proto.SchedulerID, _ *proto.Empty) error {
+	s.schedulers.mu.Lock()
+	sch := s.schedulers.all[args.ID]
+	delete(s.schedulers.all, args.ID)
+	s.schedulers.mu.Unlock()
+	if sch == nil {
+		return fmt.Errorf("no scheduler %d", args.ID)
+	}
+	return sch.Close()
 }

@@ -216,18 +216,22 @@ type GrantMask struct {
 	Denied bool
 }
 
-// Capability command operations (see CapsCommand).
+// Operations of a Command: the capability kfuncs (Linux 7.3) and the
+// scheduler's own exit or error.
 const (
-	CapsGrant  = 1 // scx_bpf_sub_grant(cgid, caps, cmask, denied)
-	CapsRevoke = 2 // scx_bpf_sub_revoke(cgid, caps, cmask)
-	CapsRead   = 3 // scx_bpf_sub_caps(cgid, caps, out): 0 reads the scheduler itself
-	CapsKill   = 4 // scx_bpf_sub_kill_bstr(cgid, "killed by scxcheck parent cgroup <cgid>")
+	CmdGrant  = 1 // scx_bpf_sub_grant(cgid, caps, cmask, denied)
+	CmdRevoke = 2 // scx_bpf_sub_revoke(cgid, caps, cmask)
+	CmdCaps   = 3 // scx_bpf_sub_caps(cgid, caps, out): 0 reads the scheduler itself
+	CmdKill   = 4 // scx_bpf_sub_kill_bstr(cgid, "killed by scxcheck parent cgroup <cgid>")
+	// Any kernel: the scheduler ends itself.
+	CmdExit  = 5 // scx_bpf_exit(Caps, "scxcheck: exit on command, code <Caps>")
+	CmdError = 6 // scx_bpf_error("scxcheck: error on command after <n> dispatches")
 )
 
-// CapsCommand asks the parent fixture ID to run one capability kfunc from
-// its ops.dispatch (Linux 7.3). The cmask argument holds Cids, or is the
-// kernel's online cmask when Online.
-type CapsCommand struct {
+// Command asks the parent fixture ID to run one operation from its
+// ops.dispatch (see the Cmd constants). The cmask argument of the capability
+// kfuncs holds Cids, or is the kernel's online cmask when Online.
+type Command struct {
 	ID       int
 	Op       int
 	CgroupID uint64
@@ -235,13 +239,13 @@ type CapsCommand struct {
 	Cids     []int
 	Online   bool
 	// Out asks for an out mask: the denied cids of a grant, the caps of a
-	// read (always given for CapsRead).
+	// read (always given for CmdCaps).
 	Out     bool
 	Timeout time.Duration
 }
 
-// CapsResult is a capability command's outcome.
-type CapsResult struct {
+// CommandResult is a capability command's outcome.
+type CommandResult struct {
 	Ret int64 // the kfunc's return value (0 for revoke)
 	Out []int // cids in the out mask
 }

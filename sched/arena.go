@@ -250,12 +250,14 @@ func (s *Scheduler) GrantDenied() ([]int, error) {
 	return s.ReadCmask(page + scratchDenied)
 }
 
-// Capability commands the parent fixture runs from its ops.dispatch.
+// Commands the parent fixture runs from its ops.dispatch.
 const (
 	CmdGrant  = 1 // scx_bpf_sub_grant(cgid, caps, cmask, out)
 	CmdRevoke = 2 // scx_bpf_sub_revoke(cgid, caps, cmask)
 	CmdCaps   = 3 // scx_bpf_sub_caps(cgid, caps, out)
 	CmdKill   = 4 // scx_bpf_sub_kill_bstr(cgid, "killed by scxcheck parent cgroup <cgid>")
+	CmdExit   = 5 // scx_bpf_exit(caps, ...): any kernel
+	CmdError  = 6 // scx_bpf_error(...): any kernel
 )
 
 // ErrCommandTimeout is returned by Command when no ops.dispatch of the

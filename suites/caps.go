@@ -108,9 +108,9 @@ func loadWith(req proto.LoadScheduler) *Sched {
 }
 
 // caps runs a capability command and expects it to be carried out.
-func capsCmd(s *Sched, op int, cgid, caps uint64, cids []int, out bool) proto.CapsResult {
+func capsCmd(s *Sched, op int, cgid, caps uint64, cids []int, out bool) proto.CommandResult {
 	GinkgoHelper()
-	res, err := s.Caps(op, cgid, caps, cids, out)
+	res, err := s.Command(op, cgid, caps, cids, out)
 	Expect(err).NotTo(HaveOccurred(), "capability command %d of %s on cgroup %d", op, s.Name, cgid)
 	return res
 }
@@ -200,7 +200,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			Eventually(child.Counter("nr_moved"), settle).Should(BeNumerically(">", 0))
 			updates := must(child.Counter("nr_caps_updated"))
 
-			res := capsCmd(root, proto.CapsRevoke, t1.ID, capAll, nil, false)
+			res := capsCmd(root, proto.CmdRevoke, t1.ID, capAll, nil, false)
 			Expect(res.Ret).To(BeZero())
 			Expect(capsOf(schedDir(t1.ID))).To(Equal(allCaps("")))
 			Eventually(child.Counter("nr_caps_updated"), settle).Should(BeNumerically(">", updates), "no sub_caps_updated for the revoke")
@@ -223,7 +223,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			n := guest.Hello.CPUs
 			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
 
-			capsCmd(root, proto.CapsRevoke, a.ID, capEnq|capPreempt|capPerf, nil, false)
+			capsCmd(root, proto.CmdRevoke, a.ID, capEnq|capPreempt|capPerf, nil, false)
 			Expect(capsOf(schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}))
 			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}),
 				"the grandchild kept caps its parent lost")
@@ -266,7 +266,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			mid := loadSub("parent", "mid", a, nil)
 			leaf := loadSub("child", "leaf", b, nil)
 
-			_, _ = root.Caps(proto.CapsGrant, b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
+			_, _ = root.Command(proto.CmdGrant, b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
 			exitsWith(root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", b.ID))
 			exitsWith(mid, "SCX_EXIT_PARENT")
 			exitsWith(leaf, "SCX_EXIT_PARENT")
@@ -282,7 +282,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			mid := loadSub("parent", "mid", a, nil)
 			leaf := loadSub("child", "leaf", b, nil)
 
-			res := capsCmd(root, proto.CapsKill, a.ID, 0, nil, false)
+			res := capsCmd(root, proto.CmdKill, a.ID, 0, nil, false)
 			Expect(res.Ret).To(BeZero())
 			exitsWith(mid, "SCX_EXIT_PARENT_KILL", fmt.Sprintf("killed by scxcheck parent cgroup %d", a.ID))
 			Expect(mid.Exit()).To(HaveField("Reason", "killed by parent scheduler"))
@@ -297,7 +297,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			root := loadRoot("root", nil)
 			t1, t2 := newCgroup("t1"), newCgroup("t2")
 			child := loadSub("child", "child", t1, nil)
-			res := capsCmd(root, proto.CapsKill, t2.ID, 0, nil, false)
+			res := capsCmd(root, proto.CmdKill, t2.ID, 0, nil, false)
 			Expect(res.Ret).To(BeNumerically("==", eNODEV))
 			stillRunning(child)
 			stillRunning(root)

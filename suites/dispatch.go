@@ -156,6 +156,23 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			stillRunning(parent)
 		})
 
+		It("hands the child's ops.dispatch its own task as prev, never another scheduler's", func() {
+			child := loadSub("child", "child", t1, nil)
+			hog := start(t1, proto.WorkCPU, 1, longWork)
+			start(Cgroup{}, proto.WorkSleep, 2, longWork)
+			Eventually(child.Counter("nr_prev"), workWait).Should(BeNumerically(">", 0), "the child's dispatch never got its running task as prev")
+			c, err := child.Counters()
+			Expect(err).NotTo(HaveOccurred())
+			var tgids []int
+			for i := range 8 {
+				if t := c[fmt.Sprintf("prev_tgid[%d]", i)]; t != 0 {
+					tgids = append(tgids, int(t))
+				}
+			}
+			Expect(tgids).To(HaveEach(BeElementOf(hog.PIDs)), "prev tasks the child got that are not its own")
+			stillRunning(child)
+		})
+
 		It("gives two children side by side both progress", func() {
 			t2 := newCgroup("t2")
 			a := loadSub("child", "child_a", t1, nil)
@@ -185,6 +202,31 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			}, settle).Should(HaveOccurred(), "the child's sysfs entry is still there")
 			ownedBy(w, "parent")
 			keepsRunning(w)
+			stillRunning(parent)
+		})
+	})
+
+	Context("when a child's dispatch never gives the CPU anything", func() {
+		// The child puts its task back into its own queue on every call:
+		// the kernel's dispatch loop must give up after SCX_DSP_MAX_LOOPS
+		// (32) rounds per sub-dispatch, and the CPU go on with the rest.
+		It("breaks out of the child's dispatch loop and the CPU goes on, until the child stalls", func() {
+			const timeout = 3 * time.Second
+			const maxLoops = 32
+			parent := loadRoot("parent", nil)
+			t1 := newCgroup("t1")
+			child := loadWith(proto.LoadScheduler{Fixture: "child", Name: "spinner", Cgroup: t1.Path,
+				TimeoutMs: uint32(timeout / time.Millisecond), Knobs: map[string]uint64{"requeue": 1}})
+			start(t1, proto.WorkSleep, 1, longWork)
+			outside := start(Cgroup{}, proto.WorkSleep, 1, longWork)
+			Eventually(child.Counter("nr_requeue"), settle).Should(BeNumerically(">", 100))
+			keepsRunning(outside)
+			calls := must(parent.Counter("child_true[0]")) + must(parent.Counter("child_false[0]"))
+			rounds := must(child.Counter("nr_dispatch"))
+			Expect(calls).To(BeNumerically(">", 0))
+			Expect(float64(rounds)/float64(calls)).To(And(BeNumerically(">", 1.5), BeNumerically("<=", maxLoops)),
+				"the child's ops.dispatch ran %d times in %d sub-dispatches", rounds, calls)
+			exitsWithin(2*timeout+settle, child, "SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for"))
 			stillRunning(parent)
 		})
 	})

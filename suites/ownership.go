@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -44,18 +45,36 @@ func ownedBy(w *Workload, name string) {
 }
 
 // runtimeOf returns a function for Eventually: the CPU time the kernel has
-// accounted to a task (/proc/<pid>/schedstat, nanoseconds).
+// accounted to a task, in nanoseconds: /proc/<pid>/schedstat where the
+// kernel has it (CONFIG_SCHED_INFO), else utime + stime of /proc/<pid>/stat
+// (clock ticks of 10 ms).
 func runtimeOf(pid int) func() (uint64, error) {
 	return func() (uint64, error) {
 		b, err := guest.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err == nil {
+			var ns uint64
+			if _, err := fmt.Sscan(b, &ns); err != nil {
+				return 0, fmt.Errorf("/proc/%d/schedstat %q: %w", pid, b, err)
+			}
+			return ns, nil
+		}
+		b, err = guest.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			return 0, err
 		}
-		var ns uint64
-		if _, err := fmt.Sscan(b, &ns); err != nil {
-			return 0, fmt.Errorf("/proc/%d/schedstat %q: %w", pid, b, err)
+		// Fields after the parenthesised command: state is field 3, utime
+		// and stime are 14 and 15.
+		i := strings.LastIndexByte(b, ')')
+		f := strings.Fields(b[i+1:])
+		if i < 0 || len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat %q: too short", pid, b)
 		}
-		return ns, nil
+		utime, err1 := strconv.ParseUint(f[11], 10, 64)
+		stime, err2 := strconv.ParseUint(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, fmt.Errorf("/proc/%d/stat %q: utime/stime", pid, b)
+		}
+		return (utime + stime) * uint64(10*time.Millisecond), nil
 	}
 }
 
@@ -145,7 +164,13 @@ var _ = Describe("task ownership", Label("ownership"), func() {
 			keepsRunning(w)
 		})
 
+		// Out of a sub-scheduler's cgroup, a 7.2 kernel leaves the task with
+		// a scheduler that no longer owns its cgroup, and tearing the
+		// schedulers down trips the kernel's ownership check (Debian 7.2.13:
+		// WARNING at kernel/sched/ext/ext.c:6191 in scx_sub_disable): only
+		// the re-homing generation is tested.
 		It("moves a task from a child's cgroup into its sibling's", func() {
+			requireGeneration("7.3")
 			w = start(t1, proto.WorkSleep, 1, longWork)
 			ownedBy(w, "child1")
 			moveTo(w.PIDs[0], t2)
@@ -154,6 +179,7 @@ var _ = Describe("task ownership", Label("ownership"), func() {
 		})
 
 		It("moves a task from a child's cgroup back to the root's", func() {
+			requireGeneration("7.3")
 			w = start(t1, proto.WorkSleep, 1, longWork)
 			ownedBy(w, "child1")
 			moveTo(w.PIDs[0], Cgroup{})

@@ -168,12 +168,13 @@ func (g *Guest) Owners(pids ...int) ([]proto.TaskOwner, error) {
 	return reply.Owners, err
 }
 
-// Caps runs a capability kfunc inside a parent fixture (Linux 7.3): the
-// cmask is cids, or the kernel's online cmask when cids is nil.
-func (s *Sched) Caps(op int, cgid, caps uint64, cids []int, out bool) (proto.CapsResult, error) {
-	var res proto.CapsResult
-	req := proto.CapsCommand{ID: s.ID, Op: op, CgroupID: cgid, Caps: caps, Cids: cids, Online: cids == nil, Out: out}
-	err := s.g.Call(context.Background(), "SchedulerCapsCommand", req, &res)
+// Command runs an operation inside a parent fixture from its ops.dispatch
+// (proto.Cmd*): for the capability kfuncs (Linux 7.3) the cmask is cids, or
+// the kernel's online cmask when cids is nil.
+func (s *Sched) Command(op int, cgid, caps uint64, cids []int, out bool) (proto.CommandResult, error) {
+	var res proto.CommandResult
+	req := proto.Command{ID: s.ID, Op: op, CgroupID: cgid, Caps: caps, Cids: cids, Online: cids == nil, Out: out}
+	err := s.g.Call(context.Background(), "SchedulerCommand", req, &res)
 	return res, err
 }
 
@@ -225,4 +226,15 @@ func (s *Sched) disabledLine() string {
 		return fmt.Sprintf(`BPF scheduler "%s" disabled`, s.Name)
 	}
 	return fmt.Sprintf(`BPF sub-scheduler "%s" disabled`, s.Name)
+}
+
+// Attach attaches a scheduler loaded with NoAttach.
+func (s *Sched) Attach() error {
+	return s.g.Call(context.Background(), "AttachScheduler", proto.SchedulerID{ID: s.ID}, &proto.Empty{})
+}
+
+// Close detaches the scheduler and frees it in the guest; its counters and
+// exit info are gone afterwards.
+func (s *Sched) Close() error {
+	return s.g.Call(context.Background(), "CloseScheduler", proto.SchedulerID{ID: s.ID}, &proto.Empty{})
 }

@@ -65,7 +65,8 @@ func (g *Guest) assess(ctx context.Context) (v *vm.Verdict, resetErr error) {
 	defer cancel()
 	r, err := g.Reset(rctx)
 	if err == nil {
-		return nil, nil
+		// A fault while the schedulers were torn down is the spec's too.
+		return g.Diagnose(g.specFaults), nil
 	}
 	if v := g.Diagnose(g.specFaults); v != nil {
 		return v, nil // it died during the reset
