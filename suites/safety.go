@@ -259,7 +259,7 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 			expectKernelFault()
 			_, err := guest.Load(proto.LoadScheduler{Fixture: "parent", Name: "root", Knobs: map[string]uint64{"extra_dispatch_cgid": 1, "small_stack": 1}})
 			Expect(err).NotTo(HaveOccurred())
-			_ = guest.WriteFile(recursionParam, "Y") // the kernel may go down before it answers
+			_ = guest.WriteFile(recursionParam, "Y")             // the kernel may go down before it answers
 			_, _ = guest.Start("", proto.WorkSleep, 2, workTime) // may fail as the kernel goes down
 
 			// scxcheck must report this as a kernel panic with the console
