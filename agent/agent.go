@@ -22,23 +22,36 @@ import (
 // Version identifies the agent's protocol; the host logs it.
 const Version = "scxcheck-agent/1"
 
-// IsInit reports whether this process is the VM's init, or a workload worker
-// the agent started, in which case the caller should hand over to Main.
-func IsInit() bool { return os.Getpid() == 1 || isWorker() }
+// IsWorker reports whether this process is a workload worker the agent
+// started (it re-executes its own binary); the binary's main then hands
+// over to WorkerMain.
+func IsWorker() bool { return isWorker() }
 
-// Main runs the agent, or a worker. The agent never returns: on any fatal
-// error it says why on the console and powers the VM off, so the host sees
-// QEMU exit.
-func Main() {
-	if isWorker() {
-		workerMain()
-	}
-	err := run()
+// WorkerMain runs one workload worker and exits.
+func WorkerMain() { workerMain() }
+
+// Config says what a binary that can be the VM's init does besides serving
+// the host.
+type Config struct {
+	// Replay, if set, replays a recorded spec when the kernel command line
+	// holds ReplayParam=<value>; it gets the value. The agent has mounted its
+	// filesystems and pointed stdio at the console. The full scxcheck binary
+	// sets it (package repro), not the lean scxcheck-agent. It powers the VM
+	// off itself; if it returns, its error is printed and the VM powered
+	// off.
+	Replay func(value string) error
+}
+
+// Main runs the agent as the VM's init (PID 1). It never returns: on any
+// fatal error it says why on the console and powers the VM off, so the host
+// sees QEMU exit.
+func Main(cfg Config) {
+	err := run(cfg)
 	fmt.Fprintf(os.Stderr, "scxcheck-agent: %v\n", err)
 	powerOff()
 }
 
-func run() error {
+func run(cfg Config) error {
 	start := uptime()
 	if err := mountAll(); err != nil {
 		return err
@@ -46,7 +59,7 @@ func run() error {
 	mounted := uptime()
 	redirectStdio()
 	if v, ok := replayRequested(); ok {
-		return replay(v) // a reproduction bundle's boot (local.go)
+		return replay(cfg, v) // a reproduction bundle's boot (local.go)
 	}
 
 	ctl, err := openPort(proto.ControlPort)

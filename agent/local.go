@@ -15,14 +15,6 @@ import (
 // (package repro writes it into a reproduction bundle's QEMU command line).
 const ReplayParam = "scxcheck.repro"
 
-// ReplayHook runs the replay when the kernel command line holds
-// ReplayParam=<value>; it gets the value. The agent has mounted its
-// filesystems and pointed stdio at the console. Package repro sets it, so
-// only the full scxcheck binary can replay, not the lean scxcheck-agent.
-// The hook powers the VM off itself; if it returns, its error is printed
-// and the VM powered off.
-var ReplayHook func(value string) error
-
 // replayRequested returns ReplayParam's value from /proc/cmdline.
 func replayRequested() (string, bool) {
 	b, err := os.ReadFile("/proc/cmdline")
@@ -37,11 +29,11 @@ func replayRequested() (string, bool) {
 	return "", false
 }
 
-func replay(value string) error {
-	if ReplayHook == nil {
+func replay(cfg Config, value string) error {
+	if cfg.Replay == nil {
 		return fmt.Errorf("%s=%s: this agent binary cannot replay a spec (the bundle's /init must be the scxcheck binary)", ReplayParam, value)
 	}
-	return ReplayHook(value)
+	return cfg.Replay(value)
 }
 
 // ServeLocal serves the agent in this process to a caller inside the guest

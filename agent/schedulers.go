@@ -132,14 +132,26 @@ func (s *Service) SchedulerExit(args proto.SchedulerID, reply *proto.ExitInfo) e
 	return nil
 }
 
-// SchedulerCounters reads a scheduler's counters.
-func (s *Service) SchedulerCounters(args proto.SchedulerID, reply *proto.Counters) error {
+// SchedulerCounters reads a scheduler's counters: the ones named, or all.
+func (s *Service) SchedulerCounters(args proto.CountersQuery, reply *proto.Counters) error {
 	sch, err := s.schedulers.get(args.ID)
 	if err != nil {
 		return err
 	}
-	reply.Values, err = sch.Counters()
-	return err
+	all, err := sch.Counters()
+	if err != nil || len(args.Names) == 0 {
+		reply.Values = all
+		return err
+	}
+	reply.Values = make(map[string]uint64, len(args.Names))
+	for _, n := range args.Names {
+		v, ok := all[n]
+		if !ok {
+			return fmt.Errorf("scheduler %s has no counter %q", sch.Name(), n)
+		}
+		reply.Values[n] = v
+	}
+	return nil
 }
 
 // SchedulerProgStats reads the statistics of a scheduler's dispatch programs.
@@ -159,10 +171,30 @@ func (s *Service) SchedulerProgStats(args proto.SchedulerID, reply *proto.ProgSt
 	return nil
 }
 
-// Reset returns the guest to a clean state between specs: every scheduler
+// AfterSpec reads the exit info of the spec's schedulers, resets the guest
+// (Reset) and reads the kernel's taint.
+func (s *Service) AfterSpec(args proto.AfterSpecQuery, reply *proto.AfterSpec) error {
+	for _, id := range args.IDs {
+		e := proto.ExitOrError{ID: id}
+		var info proto.ExitInfo
+		if err := s.SchedulerExit(proto.SchedulerID{ID: id}, &info); err != nil {
+			e.Err = err.Error()
+		} else {
+			e.Exit = &info
+		}
+		reply.Exits = append(reply.Exits, e)
+	}
+	if err := s.reset(&reply.Reset); err != nil {
+		reply.ResetErr = err.Error()
+	}
+	reply.Taint = taint()
+	return nil
+}
+
+// reset returns the guest to a clean state between specs: every scheduler
 // detached, every worker killed and reaped, every cgroup the host made
 // removed (deepest first), and sched_ext back to disabled.
-func (s *Service) Reset(_ proto.Empty, reply *proto.ResetReport) error {
+func (s *Service) reset(reply *proto.ResetReport) error {
 	began := time.Now()
 	step := func(what string) {
 		if s.events != nil {
@@ -222,21 +254,6 @@ func retry(timeout time.Duration, f func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// SchedulerGrantMask sets what a parent fixture's sub_attach grants on.
-func (s *Service) SchedulerGrantMask(args proto.GrantMask, _ *proto.Empty) error {
-	sch, err := s.schedulers.get(args.ID)
-	if err != nil {
-		return err
-	}
-	cids := args.Cids
-	if args.Online {
-		cids = nil
-	} else if cids == nil {
-		cids = []int{}
-	}
-	return sch.SetGrantMask(cids, args.Denied)
 }
 
 // SchedulerGrantDenied reads the cids a parent fixture's sub_attach could

@@ -14,8 +14,12 @@ import (
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-// Service implements the RPC methods the host calls. Each method is one typed
-// request and reply; errors travel back as their text.
+// Service implements the RPC methods the host calls, one per proto.Method:
+// each takes one typed request and fills one typed reply; an error travels
+// back as its text and the system error in its chain (proto.RemoteError).
+// cgroupRoot is where the agent mounts cgroup2.
+const cgroupRoot = "/sys/fs/cgroup"
+
 type Service struct {
 	events     *eventWriter
 	workloads  workloads
@@ -23,10 +27,10 @@ type Service struct {
 	owners     owners
 
 	mu      sync.Mutex
-	cgroups []string // created by Mkdir under /sys/fs/cgroup, for Reset
+	cgroups []string // created by MakeCgroup, for the reset after a spec
 }
 
-// Hello reports the guest's kernel and CPUs.
+// Hello reports the guest's kernel, CPUs, taint and capabilities.
 func (s *Service) Hello(_ proto.Empty, reply *proto.Hello) error {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
@@ -35,13 +39,15 @@ func (s *Service) Hello(_ proto.Empty, reply *proto.Hello) error {
 	reply.Release = unix.ByteSliceToString(u.Release[:])
 	reply.CPUs = runtime.NumCPU()
 	reply.Uptime = time.Duration(uptime() * float64(time.Second))
+	reply.Taint = taint()
+	reply.Caps = probe.Running()
 	return nil
 }
 
-// Probe runs the capability probe on the running kernel.
-func (s *Service) Probe(_ proto.Empty, reply *proto.Capabilities) error {
-	*reply = probe.Running()
-	return nil
+// taint reads /proc/sys/kernel/tainted; "" if it cannot.
+func taint() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/tainted")
+	return strings.TrimSpace(string(b))
 }
 
 // ReadFile returns a guest file's contents.
@@ -79,21 +85,28 @@ func (s *Service) ReadDir(args proto.Path, reply *proto.DirEntries) error {
 	return nil
 }
 
-// Mkdir creates a guest directory, e.g. a cgroup; Reset removes the cgroups.
-func (s *Service) Mkdir(args proto.Path, _ *proto.Empty) error {
+// MakeCgroup creates a cgroup2 directory and returns its id (its inode);
+// the reset after a spec removes it.
+func (s *Service) MakeCgroup(args proto.Path, reply *proto.CgroupID) error {
+	if !strings.HasPrefix(args.Path, cgroupRoot+"/") {
+		return fmt.Errorf("make cgroup %s: not below %s", args.Path, cgroupRoot)
+	}
 	if err := os.Mkdir(args.Path, 0o755); err != nil {
 		return err
 	}
-	if strings.HasPrefix(args.Path, "/sys/fs/cgroup/") {
-		s.mu.Lock()
-		s.cgroups = append(s.cgroups, args.Path)
-		s.mu.Unlock()
+	s.mu.Lock()
+	s.cgroups = append(s.cgroups, args.Path)
+	s.mu.Unlock()
+	var st unix.Stat_t
+	if err := unix.Stat(args.Path, &st); err != nil {
+		return fmt.Errorf("stat cgroup %s: %w", args.Path, err)
 	}
+	reply.ID = st.Ino
 	return nil
 }
 
-// Rmdir removes a guest directory, e.g. a cgroup.
-func (s *Service) Rmdir(args proto.Path, _ *proto.Empty) error {
+// RemoveDir removes a guest directory, e.g. a cgroup.
+func (s *Service) RemoveDir(args proto.Path, _ *proto.Empty) error {
 	return unix.Rmdir(args.Path)
 }
 
@@ -121,20 +134,4 @@ func (s *Service) WaitWorkload(args proto.WaitWorkload, reply *proto.WorkloadDon
 	done, err := s.workloads.wait(args)
 	*reply = done
 	return err
-}
-
-// KillWorkloads kills every worker still running.
-func (s *Service) KillWorkloads(_ proto.Empty, _ *proto.Empty) error {
-	s.workloads.kill()
-	return nil
-}
-
-// CgroupID returns a cgroup2 directory's id: its inode number.
-func (s *Service) CgroupID(args proto.Path, reply *proto.CgroupID) error {
-	var st unix.Stat_t
-	if err := unix.Stat(args.Path, &st); err != nil {
-		return fmt.Errorf("stat cgroup %s: %w", args.Path, err)
-	}
-	reply.ID = st.Ino
-	return nil
 }

@@ -40,11 +40,16 @@ type Event struct {
 // Empty is the argument or reply of calls that carry nothing.
 type Empty struct{}
 
-// Hello is the reply to Agent.Hello.
+// Hello is the reply to Agent.Hello: what the host needs to know of a
+// guest that has just booted.
 type Hello struct {
 	Release string        // uname -r
 	CPUs    int           // online CPUs
 	Uptime  time.Duration // guest time since boot
+	// Taint is /proc/sys/kernel/tainted.
+	Taint string
+	// Caps is what the capability probe found in the kernel.
+	Caps Capabilities
 }
 
 // Path names a file in the guest.
@@ -180,6 +185,12 @@ type SchedulerID struct {
 	CgroupID uint64
 }
 
+// CountersQuery asks for a scheduler's counters: those in Names, or all.
+type CountersQuery struct {
+	ID    int
+	Names []string
+}
+
 // Counters are a fixture's .bss counters by name.
 type Counters struct {
 	Values map[string]uint64
@@ -197,23 +208,38 @@ type ProgStats struct {
 	Progs []ProgStat
 }
 
-// ResetReport says what Reset had to clean up.
+// AfterSpecQuery lists the schedulers a spec loaded.
+type AfterSpecQuery struct {
+	IDs []int
+}
+
+// AfterSpec is what the host learns after a spec: the exits of its
+// schedulers (read before the reset frees them), the reset, the taint.
+type AfterSpec struct {
+	// Exits holds, per queried id, the exit info or why it could not be read.
+	Exits []ExitOrError
+	Reset ResetReport
+	// ResetErr says why the guest did not come back to a clean state; ""
+	// when it did.
+	ResetErr string
+	// Taint is /proc/sys/kernel/tainted after the reset.
+	Taint string
+}
+
+// ExitOrError is one scheduler's exit info, or why it was not read.
+type ExitOrError struct {
+	ID   int
+	Exit *ExitInfo
+	Err  string
+}
+
+// ResetReport says what the reset after a spec had to clean up.
 type ResetReport struct {
 	Detached []string // schedulers whose links were still open
 	Removed  []string // cgroups removed
 	Killed   int      // workers killed
 	// State is /sys/kernel/sched_ext/state afterwards: "disabled" when clean.
 	State string
-}
-
-// GrantMask sets what the parent fixture's sub_attach grants new children
-// on (Linux 7.3): the cids in Cids, or the kernel's online cmask when Online.
-// With Denied, the cids it could not grant are collected (GrantDenied).
-type GrantMask struct {
-	ID     int
-	Cids   []int
-	Online bool
-	Denied bool
 }
 
 // Operations of a Command: the capability kfuncs (Linux 7.3) and the

@@ -9,6 +9,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"syscall"
 )
 
 // The control port carries JSON lines: a request {"id","m","a"} from the
@@ -26,6 +27,7 @@ type request struct {
 type response struct {
 	ID    uint64          `json:"id"`
 	Error string          `json:"e,omitempty"`
+	Errno int             `json:"n,omitempty"` // the syscall.Errno in Error's chain
 	Reply json.RawMessage `json:"r,omitempty"`
 }
 
@@ -83,7 +85,12 @@ func Serve(conn io.ReadWriter, service any) error {
 			}
 			out := reflect.New(m.Type.In(2).Elem())
 			if errv := m.Func.Call([]reflect.Value{recv, args.Elem(), out})[0]; !errv.IsNil() {
-				resp.Error = errv.Interface().(error).Error()
+				err := errv.Interface().(error)
+				resp.Error = err.Error()
+				var errno syscall.Errno
+				if errors.As(err, &errno) {
+					resp.Errno = int(errno)
+				}
 				return
 			}
 			resp.Reply, _ = json.Marshal(out.Interface())
@@ -139,7 +146,7 @@ func (c *Client) read(r io.Reader) {
 
 // Call invokes method with args and decodes the answer into reply. An error
 // the method returned comes back as a *RemoteError.
-func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
+func (c *Client) Call(ctx context.Context, method Method, args, reply any) error {
 	a, err := json.Marshal(args)
 	if err != nil {
 		return fmt.Errorf("encode %s arguments: %w", method, err)
@@ -156,7 +163,7 @@ func (c *Client) Call(ctx context.Context, method string, args, reply any) error
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	err = c.enc.Encode(request{ID: id, Method: method, Args: a})
+	err = c.enc.Encode(request{ID: id, Method: string(method), Args: a})
 	c.wmu.Unlock()
 	if err != nil {
 		c.forget(id)
@@ -168,7 +175,7 @@ func (c *Client) Call(ctx context.Context, method string, args, reply any) error
 			return ErrClosed
 		}
 		if resp.Error != "" {
-			return &RemoteError{Method: method, Msg: resp.Error}
+			return &RemoteError{Method: method, Msg: resp.Error, Errno: syscall.Errno(resp.Errno)}
 		}
 		if reply != nil && len(resp.Reply) > 0 {
 			if err := json.Unmarshal(resp.Reply, reply); err != nil {
@@ -188,9 +195,20 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
-// RemoteError is an error a guest method returned.
+// RemoteError is an error a guest method returned. Errno is the system
+// error in its chain, if any: errors.Is(err, unix.EBUSY) works on it.
 type RemoteError struct {
-	Method, Msg string
+	Method Method
+	Msg    string
+	Errno  syscall.Errno
 }
 
 func (e *RemoteError) Error() string { return e.Msg }
+
+// Unwrap returns the system error the guest method failed with, or nil.
+func (e *RemoteError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}

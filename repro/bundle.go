@@ -16,10 +16,11 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/scxcheck/scxcheck/agent"
 	"github.com/scxcheck/scxcheck/initramfs"
 	"github.com/scxcheck/scxcheck/kernel"
-	"github.com/scxcheck/scxcheck/suites"
 	"github.com/scxcheck/scxcheck/vm"
 )
 
@@ -33,19 +34,16 @@ const (
 	LogsDir       = "logs"
 )
 
-// SelfIsScxcheck is set by the scxcheck command's main: the running
-// executable is the scxcheck binary, which can be a bundle's /init.
-var SelfIsScxcheck bool
-
 // Binary returns a static scxcheck executable that can replay a spec as
 // the VM's /init: $SCXCHECK_REPRO_BIN; the running executable when it is
-// scxcheck (SelfIsScxcheck); else a fresh static build of cmd/scxcheck with
-// the go command into dir, when the running program's module is known.
-func Binary(dir string) (string, error) {
+// scxcheck (selfIsScxcheck: the scxcheck command says so); else a fresh
+// static build of cmd/scxcheck with the go command into dir, when the
+// running program's module is known.
+func Binary(dir string, selfIsScxcheck bool) (string, error) {
 	if p := os.Getenv("SCXCHECK_REPRO_BIN"); p != "" {
 		return p, vm.CheckStatic(p)
 	}
-	if SelfIsScxcheck {
+	if selfIsScxcheck {
 		self, err := os.Executable()
 		if err != nil {
 			return "", fmt.Errorf("reproduction bundle: %w", err)
@@ -78,7 +76,8 @@ func Binary(dir string) (string, error) {
 type Writer struct {
 	// Kernel is the image the run booted.
 	Kernel *kernel.Image
-	// Binary is the /init of the initramfs; "" means Binary().
+	// Binary is the /init of the initramfs (the scxcheck command gives its
+	// own executable); "" means Binary(dir, false).
 	Binary string
 
 	mu        sync.Mutex
@@ -96,7 +95,7 @@ func (w *Writer) Close() error {
 }
 
 // Write writes a bundle for the spec rec records into dir.
-func (w *Writer) Write(dir string, rec suites.SpecRecord) error {
+func (w *Writer) Write(dir string, rec harness.SpecRecord) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(rec.QEMU) == 0 {
@@ -182,7 +181,7 @@ func (w *Writer) writeInitramfs(dst string) error {
 		if w.tmp, err = os.MkdirTemp("", "scxcheck-repro-"); err != nil {
 			return err
 		}
-		if bin, err = Binary(w.tmp); err != nil {
+		if bin, err = Binary(w.tmp, false); err != nil {
 			return err
 		}
 		w.Binary = bin
@@ -327,7 +326,7 @@ var crashKind = regexp.MustCompile(`(?m)^kernel (.+?) during the spec: `)
 
 // expectedFault returns the console pattern of the recorded kernel fault,
 // "" when the spec did not fail with one.
-func expectedFault(rec suites.SpecRecord) string {
+func expectedFault(rec harness.SpecRecord) string {
 	m := crashKind.FindStringSubmatch(rec.Failure)
 	if m == nil {
 		return ""
@@ -335,7 +334,7 @@ func expectedFault(rec suites.SpecRecord) string {
 	return faultPatterns[m[1]]
 }
 
-func expectedText(rec suites.SpecRecord) string {
+func expectedText(rec harness.SpecRecord) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "spec:     %s\n", rec.Text)
 	if len(rec.Labels) > 0 {
@@ -443,7 +442,7 @@ echo "NOT REPRODUCED: the replay's outcome is $got_state at ${got_location:-(no 
 exit 1
 `))
 
-func renderScript(rec suites.SpecRecord, args []string) (string, error) {
+func renderScript(rec harness.SpecRecord, args []string) (string, error) {
 	outcome := "passed"
 	if rec.Failed() {
 		outcome = fmt.Sprintf("%s (%s) at %s", rec.State, rec.Class, rec.Location)

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/scxcheck/scxcheck/kernel/debian"
-	"github.com/scxcheck/scxcheck/suites"
 )
 
 // testKernel is the kernel the QEMU tests boot: $SCXCHECK_KERNEL, else the
@@ -77,7 +78,7 @@ func TestBundleReplaysFailure(t *testing.T) {
 		}
 	}
 	// The recorded exit info: the selftest root was still running.
-	var exits []suites.SchedExit
+	var exits []harness.SchedExit
 	if b, err := os.ReadFile(filepath.Join(bundle, "logs", "exits.json")); err != nil || json.Unmarshal(b, &exits) != nil ||
 		len(exits) != 1 || exits[0].Name != "selftest" || exits[0].Exit == nil || exits[0].Exit.KindName != "SCX_EXIT_NONE" {
 		t.Errorf("exits.json: %+v (%v)", exits, err)
@@ -104,7 +105,7 @@ func TestBundleReplaysFailure(t *testing.T) {
 		t.Fatalf("repro.sh exited %d\n%s\n%s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"REPRODUCED: failed at github.com/scxcheck/scxcheck/suites/selftest.go:",
+		"REPRODUCED: failed at github.com/scxcheck/scxcheck/harness/selftests/selftest.go:",
 		"failure: expected an exit SCX_EXIT_ERROR, got no exit (the scheduler is still running, kind SCX_EXIT_NONE)",
 	} {
 		if !strings.Contains(stdout, want) {

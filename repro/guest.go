@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/scxcheck/scxcheck/agent"
@@ -18,13 +20,11 @@ import (
 	"github.com/scxcheck/scxcheck/vm"
 )
 
-func init() { agent.ReplayHook = replayInGuest }
-
-// replayInGuest runs inside the guest, as PID 1, when the kernel command
-// line has scxcheck.repro=<payload>: it serves the agent in-process, runs
-// the one spec with the suites as the host would, prints the outcome on
-// the console and the outcome port, and powers off.
-func replayInGuest(value string) error {
+// ReplayInGuest runs inside the guest, as PID 1, when the kernel command
+// line has scxcheck.repro=<payload> (agent.Config.Replay): it serves the
+// agent in-process, runs the one spec with the suites as the host would,
+// prints the outcome on the console and the outcome port, and powers off.
+func ReplayInGuest(value string) error {
 	p, err := decodePayload(value)
 	if err != nil {
 		return err
@@ -61,11 +61,11 @@ func runInGuest(p payload) Outcome {
 		return o
 	}
 	booted := false
-	var rec *suites.SpecRecord
-	opts := suites.Options{
+	var rec *harness.SpecRecord
+	opts := harness.Options{
 		Kernel: "the running kernel",
 		Log:    func(format string, args ...any) { fmt.Printf("scxcheck: "+format+"\n", args...) },
-		OnSpec: func(r suites.SpecRecord) { rec = &r },
+		OnSpec: func(r harness.SpecRecord) { rec = &r },
 		Boot: func(context.Context) (*vm.Machine, error) {
 			if booted {
 				return nil, errors.New("the replay has one boot: a VM that needs replacing ends it")
@@ -77,8 +77,8 @@ func runInGuest(p payload) Outcome {
 	sc := types.NewDefaultSuiteConfig()
 	// Ginkgo matches focus against "<suite description> <spec text>".
 	sc.FocusStrings = []string{"^[^ ]+ " + regexp.QuoteMeta(p.Text) + "$"}
-	if slices.Contains(p.Labels, suites.SelftestLabel) {
-		sc.LabelFilter = suites.SelftestLabel
+	if slices.Contains(p.Labels, harness.SelftestLabel) {
+		sc.LabelFilter = harness.SelftestLabel
 	}
 	sc.Timeout = 30 * time.Minute
 	rc := types.NewDefaultReporterConfig()

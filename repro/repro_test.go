@@ -2,7 +2,6 @@ package repro
 
 import (
 	"errors"
-	"github.com/scxcheck/scxcheck/outcome"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scxcheck/scxcheck/suites"
+	"github.com/scxcheck/scxcheck/harness"
+	"github.com/scxcheck/scxcheck/outcome"
 )
 
 var recordedQEMU = []string{"/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-reboot", "-m", "1024", "-smp", "2",
@@ -80,16 +80,16 @@ exit 0
 `
 
 func TestReproScript(t *testing.T) {
-	exitRec := suites.SpecRecord{Text: "a spec", State: "failed", Class: outcome.Exit,
+	exitRec := harness.SpecRecord{Text: "a spec", State: "failed", Class: outcome.Exit,
 		Location: "github.com/scxcheck/scxcheck/suites/x.go:37", Failure: "expected an exit SCX_EXIT_ERROR", QEMU: recordedQEMU}
-	panicRec := suites.SpecRecord{Text: "a panic", State: "failed", Class: outcome.Crash,
+	panicRec := harness.SpecRecord{Text: "a panic", State: "failed", Class: outcome.Crash,
 		Location: "github.com/scxcheck/scxcheck/suites/verdict.go:120",
 		Failure:  "kernel kernel panic during the spec: Kernel panic - not syncing: Fatal exception\n...", QEMU: recordedQEMU}
 	failed := Outcome{Spec: "a spec", State: "failed", Class: "exit", Location: "/abs/path/suites/x.go:37", Failure: "expected an exit SCX_EXIT_ERROR"}
 	passed := Outcome{Spec: "a spec", State: "passed"}
 	for _, c := range []struct {
 		name             string
-		rec              suites.SpecRecord
+		rec              harness.SpecRecord
 		console, outcome string
 		want             int
 		say              string
@@ -153,7 +153,7 @@ func TestBinaryBuildsFromAnywhere(t *testing.T) {
 	wd, _ := os.Getwd()
 	defer os.Chdir(wd)
 	os.Chdir(dir)
-	bin, err := Binary(dir)
+	bin, err := Binary(dir, false)
 	if err != nil {
 		t.Fatal(err)
 	}

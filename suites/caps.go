@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -26,23 +27,10 @@ const (
 	ePERMu64 = ^uint64(0)
 )
 
-// sysfsRoot is the root scheduler's directory in sysfs.
-const sysfsRoot = "/sys/kernel/sched_ext/root"
-
-// schedDir is the sysfs directory of the scheduler on the cgroup path ids
-// (from the root's child down); no ids is the root's.
-func schedDir(ids ...uint64) string {
-	dir := sysfsRoot
-	for _, id := range ids {
-		dir = path.Join(dir, "sub", fmt.Sprintf("sub-%d", id))
-	}
-	return dir
-}
-
 // capsOf reads a scheduler's sysfs caps file: cap name to the cid list the
 // kernel prints, e.g. "enq" → "0-1" ("" for none).
-func capsOf(dir string) (map[string]string, error) {
-	b, err := guest.ReadFile(path.Join(dir, "caps"))
+func capsOf(ctx context.Context, dir string) (map[string]string, error) {
+	b, err := guest().ReadString(ctx, path.Join(dir, "caps"))
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +46,8 @@ func capsOf(dir string) (map[string]string, error) {
 }
 
 // capsFile returns a function for Eventually reading a caps file.
-func capsFile(dir string) func() (map[string]string, error) {
-	return func() (map[string]string, error) { return capsOf(dir) }
+func capsFile(dir string) func(context.Context) (map[string]string, error) {
+	return func(ctx context.Context) (map[string]string, error) { return capsOf(ctx, dir) }
 }
 
 // allCaps is a caps file holding every capability on the cids in list.
@@ -76,8 +64,8 @@ func cidList(n int) string {
 }
 
 // eventsOf reads a scheduler's sysfs events file.
-func eventsOf(dir string) (map[string]uint64, error) {
-	b, err := guest.ReadFile(path.Join(dir, "events"))
+func eventsOf(ctx context.Context, dir string) (map[string]uint64, error) {
+	b, err := guest().ReadString(ctx, path.Join(dir, "events"))
 	if err != nil {
 		return nil, err
 	}
@@ -93,242 +81,227 @@ func eventsOf(dir string) (map[string]uint64, error) {
 	return out, nil
 }
 
-// loadWith loads a fixture as req says and waits for the kernel to enable
-// it (req.Cgroup "" for the root).
-func loadWith(req proto.LoadScheduler) *Sched {
-	GinkgoHelper()
-	s, err := guest.Load(req)
-	Expect(err).NotTo(HaveOccurred(), "load %s", req.Name)
-	what := "scheduler"
-	if req.Cgroup != "" {
-		what = "sub-scheduler"
-	}
-	Eventually(guest.KernelLog, settle).Should(HaveLogged(fmt.Sprintf(`BPF %s "%s" enabled`, what, req.Name)))
-	return s
-}
-
 // caps runs a capability command and expects it to be carried out.
-func capsCmd(s *Sched, op int, cgid, caps uint64, cids []int, out bool) proto.CommandResult {
+func capsCmd(ctx context.Context, s *Sched, op int, cgid, caps uint64, cids []int, out bool) proto.CommandResult {
 	GinkgoHelper()
-	res, err := s.Command(op, cgid, caps, cids, out)
+	res, err := s.Command(ctx, op, cgid, caps, cids, out)
 	Expect(err).NotTo(HaveOccurred(), "capability command %d of %s on cgroup %d", op, s.Name, cgid)
 	return res
 }
 
 var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
-	BeforeEach(func() { requireGeneration("7.3") })
+	BeforeEach(func(ctx SpecContext) { requireGeneration("7.3") })
 
 	Context("when the parent grants nothing", func() {
-		It("never runs the child's dispatch: scx_bpf_sub_dispatch returns false until the child stalls", func() {
+		It("never runs the child's dispatch: scx_bpf_sub_dispatch returns false until the child stalls", func(ctx SpecContext) {
 			const timeout = 3 * time.Second
-			root := loadRoot("root", map[string]uint64{"grant_caps": 0})
-			t1 := newCgroup("t1")
-			child := loadWith(proto.LoadScheduler{Fixture: "child", Name: "capless", Cgroup: t1.Path, TimeoutMs: uint32(timeout / time.Millisecond)})
-			Expect(capsOf(schedDir(t1.ID))).To(Equal(allCaps("")), "the kernel's record of the child's caps")
-			start(t1, proto.WorkSleep, 1, workTime)
+			root := loadRoot(ctx, "root", map[string]uint64{"grant_caps": 0})
+			t1 := newCgroup(ctx, "t1")
+			child := loadWith(ctx, proto.LoadScheduler{Fixture: "child", Name: "capless", Cgroup: t1.Path, TimeoutMs: uint32(timeout / time.Millisecond)})
+			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps("")), "the kernel's record of the child's caps")
+			start(ctx, t1, proto.WorkSleep, 1, workTime)
 
-			Eventually(child.Exit, 2*timeout+settle).Should(ExitWith("SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for")))
-			Expect(child.Counter("nr_dispatch")()).To(BeZero(), "the kernel ran the capless child's ops.dispatch")
-			Expect(root.Counter("child_false[0]")()).To(BeNumerically(">", 0), "the root never sub-dispatched the child")
-			Expect(root.Counter("child_true[0]")()).To(BeZero(), "a sub-dispatch of the capless child returned true")
-			Expect(guest.Trace()).NotTo(HaveTraced("capless", "ecaps_updated"))
-			stillRunning(root)
+			Eventually(ctx, child.Exit, 2*timeout+settle).Should(ExitWith("SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for")))
+			Expect(child.Counter("nr_dispatch")(ctx)).To(BeZero(), "the kernel ran the capless child's ops.dispatch")
+			Expect(root.Counter("child_false[0]")(ctx)).To(BeNumerically(">", 0), "the root never sub-dispatched the child")
+			Expect(root.Counter("child_true[0]")(ctx)).To(BeZero(), "a sub-dispatch of the capless child returned true")
+			Expect(guest().Trace()).NotTo(HaveTraced("capless", "ecaps_updated"))
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when the parent grants every capability on every CPU", func() {
-		It("records the grant in sysfs and tells the child with sub_caps_updated, then sub_ecaps_updated on each CPU", func() {
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			child := loadSub("child", "child", t1, nil)
-			n := guest.Hello.CPUs
-			Expect(capsOf(schedDir())).To(Equal(allCaps(cidList(n))), "the root holds every capability")
-			Expect(capsOf(schedDir(t1.ID))).To(Equal(allCaps(cidList(n))))
-			Expect(root.Counter("child_grant_ret[0]")()).To(BeZero(), "scx_bpf_sub_grant in sub_attach")
-			Eventually(guest.Trace, settle).Should(HaveTraced("root", "grant", WithField("cgid", t1.ID), WithField("caps", capAll), WithField("ret", 0)))
+		It("records the grant in sysfs and tells the child with sub_caps_updated, then sub_ecaps_updated on each CPU", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "child", t1, nil)
+			n := guest().Hello.CPUs
+			Expect(capsOf(ctx, schedDir())).To(Equal(allCaps(cidList(n))), "the root holds every capability")
+			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps(cidList(n))))
+			Expect(root.Counter("child_grant_ret[0]")(ctx)).To(BeZero(), "scx_bpf_sub_grant in sub_attach")
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "grant", WithField("cgid", t1.ID), WithField("caps", capAll), WithField("ret", 0)))
 
-			Eventually(guest.Trace, settle).Should(HaveTraced("child", "caps_updated", WithField("caps", capAll)))
-			cids, err := child.Cmask(must(child.Counter("caps_updated_cmask")))
+			Eventually(guest().Trace, settle).Should(HaveTraced("child", "caps_updated", WithField("caps", capAll)))
+			cids, err := child.Cmask(ctx, must(ctx, child.Counter("caps_updated_cmask")))
 			Expect(err).NotTo(HaveOccurred())
 			Expect(cids).To(HaveLen(n), "the cmask sub_caps_updated passed")
 
-			finish(start(t1, proto.WorkSleep, 2, workTime))
+			finish(ctx, start(ctx, t1, proto.WorkSleep, 2, workTime))
 			for cid := range n {
-				Eventually(guest.Trace, settle).Should(HaveTraced("child", "ecaps_updated",
+				Eventually(guest().Trace, settle).Should(HaveTraced("child", "ecaps_updated",
 					WithField("cid", cid), WithField("before", 0), WithField("after", capAll), WithField("this", cid)))
-				Expect(child.Counter(fmt.Sprintf("ecaps[%d]", cid))()).To(BeNumerically("==", capAll))
+				Expect(child.Counter(fmt.Sprintf("ecaps[%d]", cid))(ctx)).To(BeNumerically("==", capAll))
 			}
-			Expect(child.Counter("ecaps_cpu_ok")()).To(Equal(must(child.Counter("nr_ecaps_updated"))),
+			Expect(child.Counter("ecaps_cpu_ok")(ctx)).To(Equal(must(ctx, child.Counter("nr_ecaps_updated"))),
 				"sub_ecaps_updated ran on a CPU other than the cid it reported")
-			Expect(root.Counter("nr_caps_updated")()).To(BeZero(), "the root received sub_caps_updated")
-			stillRunning(child)
+			Expect(root.Counter("nr_caps_updated")(ctx)).To(BeZero(), "the root received sub_caps_updated")
+			stillRunning(ctx, child)
 		})
 	})
 
 	Context("when the parent grants on one CPU only", func() {
-		It("dispatches the child on that CPU and nowhere else", func() {
-			Expect(guest.Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
-			root := loadWith(proto.LoadScheduler{Fixture: "parent", Name: "root", GrantCids: []int{1}})
-			t1 := newCgroup("t1")
-			child := loadSub("child", "child", t1, nil)
-			Expect(capsOf(schedDir(t1.ID))).To(Equal(allCaps("1")))
+		It("dispatches the child on that CPU and nowhere else", func(ctx SpecContext) {
+			Expect(guest().Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
+			root := loadWith(ctx, proto.LoadScheduler{Fixture: "parent", Name: "root", GrantCids: []int{1}})
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "child", t1, nil)
+			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps("1")))
 
-			finish(start(t1, proto.WorkSleep, 2, workTime))
-			Expect(child.Counter("nr_moved")()).To(BeNumerically(">", 0), "the child ran none of its tasks")
+			finish(ctx, start(ctx, t1, proto.WorkSleep, 2, workTime))
+			Expect(child.Counter("nr_moved")(ctx)).To(BeNumerically(">", 0), "the child ran none of its tasks")
 			var onCPU = map[int]int{}
-			for _, ev := range guest.Trace() {
+			for _, ev := range guest().Trace() {
 				if ev.Fixture == "root" && ev.Event == "sub_dispatch" && ev.Field("cgid") == fmt.Sprint(t1.ID) && ev.Field("ret") == "1" {
 					onCPU[ev.CPU]++
 				}
 			}
 			Expect(onCPU).To(HaveKey(1), "no sub-dispatch of the child returned true on CPU 1")
 			Expect(onCPU).NotTo(HaveKey(0), "a sub-dispatch of the child returned true on CPU 0, where it holds no capability")
-			Expect(guest.Trace()).To(HaveTraced("child", "ecaps_updated", WithField("cid", 1), WithField("after", capAll)))
-			Expect(guest.Trace()).NotTo(HaveTraced("child", "ecaps_updated", WithField("cid", 0)))
-			stillRunning(child)
-			stillRunning(root)
+			Expect(guest().Trace()).To(HaveTraced("child", "ecaps_updated", WithField("cid", 1), WithField("after", capAll)))
+			Expect(guest().Trace()).NotTo(HaveTraced("child", "ecaps_updated", WithField("cid", 0)))
+			stillRunning(ctx, child)
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when the parent revokes a running child's capabilities", func() {
-		It("empties the child's caps, tells it on every CPU and stops dispatching it", func() {
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			child := loadSub("child", "child", t1, nil)
-			n := guest.Hello.CPUs
-			start(t1, proto.WorkSleep, 2, 4*workTime)
-			Eventually(child.Counter("nr_moved"), settle).Should(BeNumerically(">", 0))
-			updates := must(child.Counter("nr_caps_updated"))
+		It("empties the child's caps, tells it on every CPU and stops dispatching it", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "child", t1, nil)
+			n := guest().Hello.CPUs
+			start(ctx, t1, proto.WorkSleep, 2, 4*workTime)
+			Eventually(ctx, child.Counter("nr_moved"), settle).Should(BeNumerically(">", 0))
+			updates := must(ctx, child.Counter("nr_caps_updated"))
 
-			res := capsCmd(root, proto.CmdRevoke, t1.ID, capAll, nil, false)
+			res := capsCmd(ctx, root, proto.CmdRevoke, t1.ID, capAll, nil, false)
 			Expect(res.Ret).To(BeZero())
-			Expect(capsOf(schedDir(t1.ID))).To(Equal(allCaps("")))
-			Eventually(child.Counter("nr_caps_updated"), settle).Should(BeNumerically(">", updates), "no sub_caps_updated for the revoke")
+			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps("")))
+			Eventually(ctx, child.Counter("nr_caps_updated"), settle).Should(BeNumerically(">", updates), "no sub_caps_updated for the revoke")
 			for cid := range n {
-				Eventually(guest.Trace, settle).Should(HaveTraced("child", "ecaps_updated",
+				Eventually(guest().Trace, settle).Should(HaveTraced("child", "ecaps_updated",
 					WithField("cid", cid), WithField("before", capAll), WithField("after", 0)))
 			}
-			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 0)))
-			dispatched := must(child.Counter("nr_dispatch"))
-			Consistently(child.Counter("nr_dispatch"), 2*time.Second).Should(Equal(dispatched),
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", t1.ID), WithField("ret", 0)))
+			dispatched := must(ctx, child.Counter("nr_dispatch"))
+			Consistently(ctx, child.Counter("nr_dispatch"), 2*time.Second).Should(Equal(dispatched),
 				"the kernel still ran the child's ops.dispatch after the revoke")
-			stillRunning(root)
+			stillRunning(ctx, root)
 		})
 
-		It("revokes from the child's whole subtree", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			root := loadRoot("root", nil)
-			loadSub("parent", "mid", a, nil)
-			leaf := loadSub("child", "leaf", b, nil)
-			n := guest.Hello.CPUs
-			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
+		It("revokes from the child's whole subtree", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			root := loadRoot(ctx, "root", nil)
+			loadSub(ctx, "parent", "mid", a, nil)
+			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			n := guest().Hello.CPUs
+			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
 
-			capsCmd(root, proto.CmdRevoke, a.ID, capEnq|capPreempt|capPerf, nil, false)
-			Expect(capsOf(schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}))
-			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}),
+			capsCmd(ctx, root, proto.CmdRevoke, a.ID, capEnq|capPreempt|capPerf, nil, false)
+			Expect(capsOf(ctx, schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}))
+			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}),
 				"the grandchild kept caps its parent lost")
-			Eventually(leaf.Counter("caps_updated_caps"), settle).Should(BeNumerically("==", capEnq|capPreempt|capPerf))
-			stillRunning(root)
+			Eventually(ctx, leaf.Counter("caps_updated_caps"), settle).Should(BeNumerically("==", capEnq|capPreempt|capPerf))
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when a middle parent grants capabilities it does not hold", func() {
-		It("grants none of them on those CPUs, returns -EPERM and names the CPUs in the denied mask", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			loadRoot("root", map[string]uint64{"grant_caps": capEnqImmed | capEnq})
-			mid := loadWith(proto.LoadScheduler{Fixture: "parent", Name: "mid", Cgroup: a.Path, GrantDenied: true})
-			loadSub("child", "leaf", b, nil)
-			n := guest.Hello.CPUs
+		It("grants none of them on those CPUs, returns -EPERM and names the CPUs in the denied mask", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			loadRoot(ctx, "root", map[string]uint64{"grant_caps": capEnqImmed | capEnq})
+			mid := loadWith(ctx, proto.LoadScheduler{Fixture: "parent", Name: "mid", Cgroup: a.Path, GrantDenied: true})
+			loadSub(ctx, "child", "leaf", b, nil)
+			n := guest().Hello.CPUs
 
-			Expect(mid.Counter("child_grant_ret[0]")()).To(BeNumerically("==", ePERMu64), "scx_bpf_sub_grant of all caps by the middle parent")
-			Expect(mid.GrantDenied()).To(HaveLen(n), "denied cids")
-			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(allCaps("")), "all-or-nothing per cid")
-			Expect(capsOf(schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": cidList(n), "preempt": "", "perf": ""}))
+			Expect(mid.Counter("child_grant_ret[0]")(ctx)).To(BeNumerically("==", ePERMu64), "scx_bpf_sub_grant of all caps by the middle parent")
+			Expect(mid.GrantDenied(ctx)).To(HaveLen(n), "denied cids")
+			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(allCaps("")), "all-or-nothing per cid")
+			Expect(capsOf(ctx, schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": cidList(n), "preempt": "", "perf": ""}))
 		})
 
-		It("denies exactly the CPUs it holds nothing on", func() {
-			Expect(guest.Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
-			a, b := newCgroup("a"), newCgroup("a/b")
-			loadWith(proto.LoadScheduler{Fixture: "parent", Name: "root", GrantCids: []int{1}})
-			mid := loadWith(proto.LoadScheduler{Fixture: "parent", Name: "mid", Cgroup: a.Path, GrantDenied: true})
-			loadSub("child", "leaf", b, nil)
+		It("denies exactly the CPUs it holds nothing on", func(ctx SpecContext) {
+			Expect(guest().Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			loadWith(ctx, proto.LoadScheduler{Fixture: "parent", Name: "root", GrantCids: []int{1}})
+			mid := loadWith(ctx, proto.LoadScheduler{Fixture: "parent", Name: "mid", Cgroup: a.Path, GrantDenied: true})
+			loadSub(ctx, "child", "leaf", b, nil)
 
-			Expect(mid.Counter("child_grant_ret[0]")()).To(BeNumerically("==", ePERMu64))
-			Expect(mid.GrantDenied()).To(Equal([]int{0}))
-			Expect(capsOf(schedDir(a.ID, b.ID))).To(Equal(allCaps("1")))
+			Expect(mid.Counter("child_grant_ret[0]")(ctx)).To(BeNumerically("==", ePERMu64))
+			Expect(mid.GrantDenied(ctx)).To(Equal([]int{0}))
+			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(allCaps("1")))
 		})
 	})
 
 	Context("when a parent grants to a sub-scheduler that is not its direct child", func() {
-		It("exits the parent with SCX_EXIT_ERROR: not a direct child", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			root := loadRoot("root", nil)
-			mid := loadSub("parent", "mid", a, nil)
-			leaf := loadSub("child", "leaf", b, nil)
+		It("exits the parent with SCX_EXIT_ERROR: not a direct child", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			root := loadRoot(ctx, "root", nil)
+			mid := loadSub(ctx, "parent", "mid", a, nil)
+			leaf := loadSub(ctx, "child", "leaf", b, nil)
 
-			_, _ = root.Command(proto.CmdGrant, b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
-			exitsWith(root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", b.ID))
-			exitsWith(mid, "SCX_EXIT_PARENT")
-			exitsWith(leaf, "SCX_EXIT_PARENT")
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(fmt.Sprintf("root: /: sub-%d is not a direct child", b.ID)))
-			onFairClass()
+			_, _ = root.Command(ctx, proto.CmdGrant, b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
+			exitsWith(ctx, root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", b.ID))
+			exitsWith(ctx, mid, "SCX_EXIT_PARENT")
+			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(fmt.Sprintf("root: /: sub-%d is not a direct child", b.ID)))
+			onFairClass(ctx)
 		})
 	})
 
 	Context("when a parent kills its child", func() {
-		It("exits the child with SCX_EXIT_PARENT_KILL and the parent's message, and the child's children with SCX_EXIT_PARENT", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			root := loadRoot("root", nil)
-			mid := loadSub("parent", "mid", a, nil)
-			leaf := loadSub("child", "leaf", b, nil)
+		It("exits the child with SCX_EXIT_PARENT_KILL and the parent's message, and the child's children with SCX_EXIT_PARENT", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			root := loadRoot(ctx, "root", nil)
+			mid := loadSub(ctx, "parent", "mid", a, nil)
+			leaf := loadSub(ctx, "child", "leaf", b, nil)
 
-			res := capsCmd(root, proto.CmdKill, a.ID, 0, nil, false)
+			res := capsCmd(ctx, root, proto.CmdKill, a.ID, 0, nil, false)
 			Expect(res.Ret).To(BeZero())
-			exitsWith(mid, "SCX_EXIT_PARENT_KILL", fmt.Sprintf("killed by scxcheck parent cgroup %d", a.ID))
-			Expect(mid.Exit()).To(HaveField("Reason", "killed by parent scheduler"))
-			exitsWith(leaf, "SCX_EXIT_PARENT")
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "mid" disabled (killed by parent scheduler)`))
-			Eventually(func() error { _, err := guest.ReadFile(schedDir(a.ID) + "/ops"); return err }, settle).Should(HaveOccurred(),
-				"the killed child's sysfs directory is still there")
-			stillRunning(root)
+			exitsWith(ctx, mid, "SCX_EXIT_PARENT_KILL", fmt.Sprintf("killed by scxcheck parent cgroup %d", a.ID))
+			Expect(mid.Exit(ctx)).To(HaveField("Reason", "killed by parent scheduler"))
+			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "mid" disabled (killed by parent scheduler)`))
+			sysfsGone(ctx, schedDir(a.ID))
+			stillRunning(ctx, root)
 		})
 
-		It("returns -ENODEV for a cgroup without a sub-scheduler and kills nothing", func() {
-			root := loadRoot("root", nil)
-			t1, t2 := newCgroup("t1"), newCgroup("t2")
-			child := loadSub("child", "child", t1, nil)
-			res := capsCmd(root, proto.CmdKill, t2.ID, 0, nil, false)
+		It("returns -ENODEV for a cgroup without a sub-scheduler and kills nothing", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
+			child := loadSub(ctx, "child", "child", t1, nil)
+			res := capsCmd(ctx, root, proto.CmdKill, t2.ID, 0, nil, false)
 			Expect(res.Ret).To(BeNumerically("==", eNODEV))
-			stillRunning(child)
-			stillRunning(root)
+			stillRunning(ctx, child)
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when a child without capabilities inserts into a local DSQ", func() {
-		It("exits the child with SCX_EXIT_ERROR_REENQ after the kernel's re-enqueue limit", func() {
-			root := loadRoot("root", map[string]uint64{"grant_caps": 0})
-			t1 := newCgroup("t1")
-			child := loadSub("child", "local", t1, map[string]uint64{"enqueue_local": 1})
-			start(t1, proto.WorkSleep, 1, workTime)
+		It("exits the child with SCX_EXIT_ERROR_REENQ after the kernel's re-enqueue limit", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", map[string]uint64{"grant_caps": 0})
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "local", t1, map[string]uint64{"enqueue_local": 1})
+			start(ctx, t1, proto.WorkSleep, 1, workTime)
 
-			exitsWith(child, "SCX_EXIT_ERROR_REENQ", MatchRegexp(`\[\d+\] reenqueued 257 times without running$`))
-			Expect(child.Exit()).To(HaveField("Reason", "reenqueue limit"))
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "local" disabled (reenqueue limit)`))
-			stillRunning(root)
+			exitsWith(ctx, child, "SCX_EXIT_ERROR_REENQ", MatchRegexp(`\[\d+\] reenqueued 257 times without running$`))
+			Expect(child.Exit(ctx)).To(HaveField("Reason", "reenqueue limit"))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "local" disabled (reenqueue limit)`))
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when a child without capabilities inserts with SCX_ENQ_RESCUE", func() {
-		It("runs its tasks in rescue slices, counted as SCX_EV_SUB_RESCUE", func() {
-			root := loadRoot("root", map[string]uint64{"grant_caps": 0})
-			t1 := newCgroup("t1")
-			child := loadSub("child", "rescued", t1, map[string]uint64{"enqueue_local": 1, "rescue": 1})
-			finish(start(t1, proto.WorkSleep, 1, workTime/2))
-			ev, err := eventsOf(schedDir(t1.ID))
+		It("runs its tasks in rescue slices, counted as SCX_EV_SUB_RESCUE", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", map[string]uint64{"grant_caps": 0})
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "rescued", t1, map[string]uint64{"enqueue_local": 1, "rescue": 1})
+			finish(ctx, start(ctx, t1, proto.WorkSleep, 1, workTime/2))
+			ev, err := eventsOf(ctx, schedDir(t1.ID))
 			Expect(err).NotTo(HaveOccurred())
 			Expect(ev).To(HaveKeyWithValue("SCX_EV_SUB_RESCUE", BeNumerically(">", 0)))
-			stillRunning(child)
-			stillRunning(root)
+			stillRunning(ctx, child)
+			stillRunning(ctx, root)
 		})
 	})
 })

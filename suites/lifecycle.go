@@ -1,8 +1,11 @@
 package suites
 
 import (
+	"context"
 	"fmt"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -13,48 +16,35 @@ import (
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-// sysfsGone waits for a scheduler's sysfs directory to go away.
-func sysfsGone(dir string) {
-	GinkgoHelper()
-	Eventually(func() error { _, err := guest.ReadFile(dir + "/ops"); return err }, settle).Should(HaveOccurred(),
-		"%s is still there", dir)
-}
-
-// traceTime is the trace time of the first matching event.
-func traceTime(fixture, event string, cgid uint64) float64 {
-	GinkgoHelper()
-	return firstEvent(guest.Trace(), fixture, event, cgid).Time
-}
-
 var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
-	BeforeEach(func() { requireKernel(probe.SubSchedItems...) })
+	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
 
 	Context("when a child attaches", func() {
-		It("runs the child's ops.init before the parent's ops.sub_attach, which names the child's cgroup and path", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			loadRoot("root", nil)
-			loadSub("parent", "mid", a, nil)
-			loadSub("child", "leaf", b, nil)
-			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_attach",
+		It("runs the child's ops.init before the parent's ops.sub_attach, which names the child's cgroup and path", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			loadRoot(ctx, "root", nil)
+			loadSub(ctx, "parent", "mid", a, nil)
+			loadSub(ctx, "child", "leaf", b, nil)
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_attach",
 				WithField("cgid", a.ID), WithField("path", a.Rel), WithField("child", "mid"), WithField("ret", 0)))
-			Eventually(guest.Trace, settle).Should(HaveTraced("mid", "sub_attach",
+			Eventually(guest().Trace, settle).Should(HaveTraced("mid", "sub_attach",
 				WithField("cgid", b.ID), WithField("path", b.Rel), WithField("child", "leaf"), WithField("ret", 0)))
-			Expect(guest.Trace()).NotTo(HaveTraced("root", "sub_attach", WithField("cgid", b.ID)), "the root was asked to attach its grandchild")
+			Expect(guest().Trace()).NotTo(HaveTraced("root", "sub_attach", WithField("cgid", b.ID)), "the root was asked to attach its grandchild")
 			Expect(traceTime("mid", "init", 0)).To(BeNumerically("<=", traceTime("root", "sub_attach", a.ID)))
 			Expect(traceTime("leaf", "init", 0)).To(BeNumerically("<=", traceTime("mid", "sub_attach", b.ID)))
 		})
 	})
 
 	Context("when the parent rejects a child", func() {
-		It("never calls the parent's ops.sub_detach for it", func() {
-			loadRoot("root", map[string]uint64{"capacity": 0})
-			t1 := newCgroup("t1")
-			rejected, err := guest.Load(proto.LoadScheduler{Fixture: "child", Name: "rejected", Cgroup: t1.Path})
+		It("never calls the parent's ops.sub_detach for it", func(ctx SpecContext) {
+			loadRoot(ctx, "root", map[string]uint64{"capacity": 0})
+			t1 := newCgroup(ctx, "t1")
+			rejected, err := load(ctx, proto.LoadScheduler{Fixture: "child", Name: "rejected", Cgroup: t1.Path})
 			Expect(err).NotTo(HaveOccurred())
-			exitsWith(rejected, "SCX_EXIT_ERROR", "parent rejected (-28)")
-			Eventually(guest.Trace, settle).Should(HaveTraced("rejected", "exit"))
-			Expect(guest.Trace()).NotTo(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
-			sysfsGone(schedDir(t1.ID))
+			exitsWith(ctx, rejected, "SCX_EXIT_ERROR", "parent rejected (-28)")
+			Eventually(guest().Trace, settle).Should(HaveTraced("rejected", "exit"))
+			Expect(guest().Trace()).NotTo(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
+			sysfsGone(ctx, schedDir(t1.ID))
 		})
 	})
 
@@ -63,105 +53,105 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 		// the parent's ops.sub_detach.
 		for _, tc := range []struct {
 			how  string
-			exit func(root, child *Sched, cg Cgroup)
+			exit func(ctx context.Context, root, child *Sched, cg Cgroup)
 			kind string
 		}{
-			{"closing its link", func(_, child *Sched, _ Cgroup) { Expect(child.Detach()).To(Succeed()) }, "SCX_EXIT_UNREG"},
-			{"removing its cgroup", func(_, _ *Sched, cg Cgroup) { Expect(guest.RemoveCgroup(cg)).To(Succeed()) }, "SCX_EXIT_UNREG_KERN"},
-			{"closing its parent's link", func(root, _ *Sched, _ Cgroup) { Expect(root.Detach()).To(Succeed()) }, "SCX_EXIT_PARENT"},
+			{"closing its link", func(ctx context.Context, _, child *Sched, _ Cgroup) { Expect(child.Detach(ctx)).To(Succeed()) }, "SCX_EXIT_UNREG"},
+			{"removing its cgroup", func(ctx context.Context, _, _ *Sched, cg Cgroup) { removeCgroup(ctx, cg) }, "SCX_EXIT_UNREG_KERN"},
+			{"closing its parent's link", func(ctx context.Context, root, _ *Sched, _ Cgroup) { Expect(root.Detach(ctx)).To(Succeed()) }, "SCX_EXIT_PARENT"},
 		} {
-			It(fmt.Sprintf("removes its sysfs directory and runs sub_detach after %s", tc.how), func() {
-				root := loadRoot("root", nil)
-				t1 := newCgroup("t1")
-				child := loadSub("child", "child", t1, nil)
-				tc.exit(root, child, t1)
-				exitsWith(child, tc.kind)
-				Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID), WithField("path", t1.Rel)))
-				sysfsGone(schedDir(t1.ID))
+			It(fmt.Sprintf("removes its sysfs directory and runs sub_detach after %s", tc.how), func(ctx SpecContext) {
+				root := loadRoot(ctx, "root", nil)
+				t1 := newCgroup(ctx, "t1")
+				child := loadSub(ctx, "child", "child", t1, nil)
+				tc.exit(ctx, root, child, t1)
+				exitsWith(ctx, child, tc.kind)
+				Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID), WithField("path", t1.Rel)))
+				sysfsGone(ctx, schedDir(t1.ID))
 			})
 		}
 
-		It("exits with SCX_EXIT_UNREG_BPF when it calls scx_bpf_exit, and its parent keeps running", func() {
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			child := loadSub("child", "quitter", t1, map[string]uint64{"exit_after": 5})
-			start(t1, proto.WorkSleep, 1, longWork)
-			exitsWith(child, "SCX_EXIT_UNREG_BPF", "scxcheck: exit after 5 dispatches")
-			Expect(child.Exit()).To(And(HaveField("Reason", "unregistered from BPF"), HaveField("ExitCode", BeNumerically("==", 5))))
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "quitter" disabled (unregistered from BPF)`))
-			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
-			sysfsGone(schedDir(t1.ID))
-			stillRunning(root)
+		It("exits with SCX_EXIT_UNREG_BPF when it calls scx_bpf_exit, and its parent keeps running", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "quitter", t1, map[string]uint64{"exit_after": 5})
+			start(ctx, t1, proto.WorkSleep, 1, longWork)
+			exitsWith(ctx, child, "SCX_EXIT_UNREG_BPF", "scxcheck: exit after 5 dispatches")
+			Expect(child.Exit(ctx)).To(And(HaveField("Reason", "unregistered from BPF"), HaveField("ExitCode", BeNumerically("==", 5))))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "quitter" disabled (unregistered from BPF)`))
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
+			sysfsGone(ctx, schedDir(t1.ID))
+			stillRunning(ctx, root)
 		})
 
-		It("exits with SCX_EXIT_ERROR_BPF when it calls scx_bpf_error, and its parent keeps running", func() {
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			child := loadSub("child", "failer", t1, map[string]uint64{"error_after": 5})
-			start(t1, proto.WorkSleep, 1, longWork)
-			exitsWith(child, "SCX_EXIT_ERROR_BPF", "scxcheck: error after 5 dispatches")
-			Expect(child.Exit()).To(HaveField("Reason", "scx_bpf_error"))
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "failer" disabled (scx_bpf_error)`))
-			Eventually(guest.KernelLog, settle).Should(HaveLogged("failer: scxcheck: error after 5 dispatches"))
-			Eventually(guest.Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
-			Eventually(guest.Dump, settle).Should(HaveDumpHeader("failer", fmt.Sprintf("sub1-%d %s", t1.ID, t1.Rel)))
-			sysfsGone(schedDir(t1.ID))
-			stillRunning(root)
+		It("exits with SCX_EXIT_ERROR_BPF when it calls scx_bpf_error, and its parent keeps running", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			child := loadSub(ctx, "child", "failer", t1, map[string]uint64{"error_after": 5})
+			start(ctx, t1, proto.WorkSleep, 1, longWork)
+			exitsWith(ctx, child, "SCX_EXIT_ERROR_BPF", "scxcheck: error after 5 dispatches")
+			Expect(child.Exit(ctx)).To(HaveField("Reason", "scx_bpf_error"))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "failer" disabled (scx_bpf_error)`))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged("failer: scxcheck: error after 5 dispatches"))
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("failer", fmt.Sprintf("sub1-%d %s", t1.ID, t1.Rel)))
+			sysfsGone(ctx, schedDir(t1.ID))
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when a middle-level scheduler fails while its parent lives", func() {
-		It("takes its children down with SCX_EXIT_PARENT and gives their tasks to the grandparent", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			root := loadRoot("root", nil)
-			mid := loadSub("parent", "mid", a, nil)
-			leaf := loadSub("child", "leaf", b, nil)
-			w := start(b, proto.WorkSleep, 2, longWork)
-			ownedBy(w, "leaf")
+		It("takes its children down with SCX_EXIT_PARENT and gives their tasks to the grandparent", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			root := loadRoot(ctx, "root", nil)
+			mid := loadSub(ctx, "parent", "mid", a, nil)
+			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			w := start(ctx, b, proto.WorkSleep, 2, longWork)
+			ownedBy(ctx, w, "leaf")
 
-			_, _ = mid.Command(proto.CmdError, 0, 0, nil, false) // mid is gone before it can answer
-			exitsWith(mid, "SCX_EXIT_ERROR_BPF", HavePrefix("scxcheck: error on command after "))
-			exitsWith(leaf, "SCX_EXIT_PARENT")
-			Expect(leaf.Exit()).To(HaveField("Reason", "parent exiting"))
-			sysfsGone(schedDir(a.ID, b.ID))
-			sysfsGone(schedDir(a.ID))
-			ownedBy(w, "root")
-			keepsRunning(w)
-			stillRunning(root)
+			_, _ = mid.Command(ctx, proto.CmdError, 0, 0, nil, false) // mid is gone before it can answer
+			exitsWith(ctx, mid, "SCX_EXIT_ERROR_BPF", HavePrefix("scxcheck: error on command after "))
+			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
+			Expect(leaf.Exit(ctx)).To(HaveField("Reason", "parent exiting"))
+			sysfsGone(ctx, schedDir(a.ID, b.ID))
+			sysfsGone(ctx, schedDir(a.ID))
+			ownedBy(ctx, w, "root")
+			keepsRunning(ctx, w)
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when a child detaches", func() {
-		It("lets a new child attach to the same cgroup and run its tasks", func() {
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			first := loadSub("child", "first", t1, nil)
-			Expect(first.Detach()).To(Succeed())
-			exitsWith(first, "SCX_EXIT_UNREG")
-			sysfsGone(schedDir(t1.ID))
+		It("lets a new child attach to the same cgroup and run its tasks", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			first := loadSub(ctx, "child", "first", t1, nil)
+			Expect(first.Detach(ctx)).To(Succeed())
+			exitsWith(ctx, first, "SCX_EXIT_UNREG")
+			sysfsGone(ctx, schedDir(t1.ID))
 
-			second := loadSub("child", "second", t1, nil)
-			Expect(guest.ReadFile(schedDir(t1.ID) + "/ops")).To(Equal("second\n"))
-			w := start(t1, proto.WorkSleep, 1, longWork)
-			ownedBy(w, "second")
-			Eventually(second.Counter("nr_moved"), settle).Should(BeNumerically(">", 0), "the second child ran none of its tasks")
-			stillRunning(second)
-			stillRunning(root)
+			second := loadSub(ctx, "child", "second", t1, nil)
+			Expect(guest().ReadString(ctx, schedDir(t1.ID)+"/ops")).To(Equal("second\n"))
+			w := start(ctx, t1, proto.WorkSleep, 1, longWork)
+			ownedBy(ctx, w, "second")
+			Eventually(ctx, second.Counter("nr_moved"), settle).Should(BeNumerically(">", 0), "the second child ran none of its tasks")
+			stillRunning(ctx, second)
+			stillRunning(ctx, root)
 		})
 	})
 
 	Context("when sysrq-D asks for a dump", func() {
-		It("dumps every scheduler of the hierarchy, named by level, cgroup id and path", func() {
-			a, b := newCgroup("a"), newCgroup("a/b")
-			root := loadRoot("root", nil)
-			mid := loadSub("parent", "mid", a, nil)
-			leaf := loadSub("child", "leaf", b, nil)
-			Expect(guest.WriteFile("/proc/sysrq-trigger", "D")).To(Succeed())
-			Eventually(guest.Dump, settle).Should(HaveDumpHeader("root", "root"))
-			Eventually(guest.Dump, settle).Should(HaveDumpHeader("mid", fmt.Sprintf("sub1-%d %s", a.ID, a.Rel)))
-			Eventually(guest.Dump, settle).Should(HaveDumpHeader("leaf", fmt.Sprintf("sub2-%d %s", b.ID, b.Rel)))
+		It("dumps every scheduler of the hierarchy, named by level, cgroup id and path", func(ctx SpecContext) {
+			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
+			root := loadRoot(ctx, "root", nil)
+			mid := loadSub(ctx, "parent", "mid", a, nil)
+			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			Expect(guest().WriteString(ctx, "/proc/sysrq-trigger", "D")).To(Succeed())
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("root", "root"))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("mid", fmt.Sprintf("sub1-%d %s", a.ID, a.Rel)))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("leaf", fmt.Sprintf("sub2-%d %s", b.ID, b.Rel)))
 			for _, s := range []*Sched{root, mid, leaf} {
-				stillRunning(s)
+				stillRunning(ctx, s)
 			}
 		})
 	})
@@ -170,44 +160,44 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 		// The race of the upstream sub_sched_race selftest: the parent's
 		// link closes while a verified child's link is being created, many
 		// times over.
-		It("ends every round with both gone, the child refused or taken down, and sched_ext disabled", func() {
+		It("ends every round with both gone, the child refused or taken down, and sched_ext disabled", func(ctx SpecContext) {
 			const rounds = 10
 			outcomes := map[string]int{}
 			for i := range rounds {
 				By(fmt.Sprintf("round %d", i+1))
-				root := loadRoot(fmt.Sprintf("root%d", i), nil)
-				cg := newCgroup(fmt.Sprintf("race%d", i))
-				child, err := guest.Load(proto.LoadScheduler{Fixture: "child", Name: fmt.Sprintf("racer%d", i), Cgroup: cg.Path, NoAttach: true})
+				root := loadRoot(ctx, fmt.Sprintf("root%d", i), nil)
+				cg := newCgroup(ctx, fmt.Sprintf("race%d", i))
+				child, err := load(ctx, proto.LoadScheduler{Fixture: "child", Name: fmt.Sprintf("racer%d", i), Cgroup: cg.Path, NoAttach: true})
 				Expect(err).NotTo(HaveOccurred())
 				var attachErr, detachErr error
 				var wg sync.WaitGroup
 				wg.Add(2)
-				go func() { defer wg.Done(); attachErr = child.Attach() }()
-				go func() { defer wg.Done(); detachErr = root.Detach() }()
+				go func() { defer wg.Done(); attachErr = child.Attach(ctx) }()
+				go func() { defer wg.Done(); detachErr = root.Detach(ctx) }()
 				wg.Wait()
 				Expect(detachErr).NotTo(HaveOccurred())
-				exitsWith(root, "SCX_EXIT_UNREG")
+				exitsWith(ctx, root, "SCX_EXIT_UNREG")
 				switch {
 				case attachErr != nil:
 					// Refused at link create: the root was gone.
-					Expect(attachErr).To(MatchError(ContainSubstring("ENODEV")), "round %d", i+1)
+					Expect(attachErr).To(MatchError(unix.ENODEV), "round %d", i+1)
 					outcomes["refused (ENODEV)"]++
 				default:
-					classed(outcome.Exit).Eventually(child.Exit, settle).Should(Or(
+					classed(outcome.Exit).Eventually(ctx, child.Exit, settle).Should(Or(
 						ExitWith("SCX_EXIT_PARENT"),
 						ExitWith("SCX_EXIT_ERROR", Or(Equal("parent disabled (-2)"), Equal("parent bypassing (-16)")))),
 						"round %d: exit of the racing child", i+1)
-					info := must(child.Exit)
+					info := must(ctx, child.Exit)
 					outcomes[info.KindName+" "+info.Msg]++
 				}
-				Eventually(func() (string, error) { return guest.ReadFile("/sys/kernel/sched_ext/state") }, settle).Should(Equal("disabled\n"), "round %d", i+1)
-				sysfsGone(schedDir(cg.ID))
-				Expect(child.Close()).To(Succeed())
-				Expect(root.Close()).To(Succeed())
-				Expect(guest.RemoveCgroup(cg)).To(Succeed())
+				Eventually(ctx, readFn("/sys/kernel/sched_ext/state"), settle).Should(Equal("disabled\n"), "round %d", i+1)
+				sysfsGone(ctx, schedDir(cg.ID))
+				Expect(child.Close(ctx)).To(Succeed())
+				Expect(root.Close(ctx)).To(Succeed())
+				Expect(guest().RemoveCgroup(ctx, cg)).To(Succeed())
 			}
 			AddReportEntry("race outcomes", fmt.Sprint(outcomes))
-			onFairClass()
+			onFairClass(ctx)
 		})
 	})
 })

@@ -7,18 +7,22 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/scxcheck/scxcheck/agent"
+	"github.com/scxcheck/scxcheck/harness"
 	"github.com/scxcheck/scxcheck/suites"
 )
 
 func TestMain(m *testing.M) {
-	if agent.IsInit() {
-		agent.Main() // this binary is the VM's init
+	switch {
+	case agent.IsWorker():
+		agent.WorkerMain() // a workload worker the agent started
+	case os.Getpid() == 1:
+		agent.Main(agent.Config{}) // this binary is the VM's init
 	}
 	os.Exit(m.Run())
 }
 
 func TestSuites(t *testing.T) {
-	opts, err := suites.OptionsFromEnv()
+	opts, err := harness.OptionsFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestLocal(t *testing.T) {
 	}
 	defer m.Close()
 	var hello proto.Hello
-	if err := m.Call(context.Background(), "Hello", proto.Empty{}, &hello); err != nil || hello.Release != "7.2.0-fake" {
+	if err := m.Call(context.Background(), proto.MethodHello, proto.Empty{}, &hello); err != nil || hello.Release != "7.2.0-fake" {
 		t.Fatalf("Hello: %+v, %v", hello, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -446,10 +446,14 @@ func (m *Machine) Alive() bool {
 // DefaultCallTimeout bounds an agent call whose context has no deadline.
 const DefaultCallTimeout = 60 * time.Second
 
-// Call invokes an agent method, e.g. Call(ctx, "Hello", proto.Empty{}, &hello).
+// Agent returns the typed client of the machine's agent.
+func (m *Machine) Agent() proto.Agent { return proto.NewAgent(m) }
+
+// Call invokes an agent method, e.g. Call(ctx, proto.MethodHello,
+// proto.Empty{}, &hello); Agent gives the typed client over it.
 // It fails when ctx ends, after DefaultCallTimeout if ctx has no deadline, or
 // when QEMU exits, with the console's faults in the error.
-func (m *Machine) Call(ctx context.Context, method string, args, reply any) error {
+func (m *Machine) Call(ctx context.Context, method proto.Method, args, reply any) error {
 	if m.client == nil {
 		return fmt.Errorf("agent call %s: the machine has no agent", method)
 	}
@@ -506,7 +510,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	m.poweringOff.Store(true)
 	if m.client != nil {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = m.Call(cctx, "PowerOff", proto.Empty{}, &proto.Empty{})
+		_ = m.Agent().PowerOff(cctx)
 		cancel()
 	}
 	select {

@@ -3,8 +3,13 @@
 // the full scxcheck binary (which can also serve as the agent).
 package main
 
-import "github.com/scxcheck/scxcheck/agent"
+import (
+	"github.com/scxcheck/scxcheck/agent"
+)
 
 func main() {
-	agent.Main()
+	if agent.IsWorker() {
+		agent.WorkerMain() // a workload worker the agent started
+	}
+	agent.Main(agent.Config{})
 }

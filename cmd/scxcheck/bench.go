@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/scxcheck/scxcheck/initramfs"
-	"github.com/scxcheck/scxcheck/proto"
 	"github.com/scxcheck/scxcheck/vm"
 )
 
@@ -126,7 +125,7 @@ func agentBoot(ctx context.Context, cfg vm.Config) (ready, exit time.Duration, e
 	}
 	defer m.Close()
 	ready = m.BootTime()
-	if err := m.Call(ctx, "PowerOff", proto.Empty{}, &proto.Empty{}); err != nil {
+	if err := m.Agent().PowerOff(ctx); err != nil {
 		return 0, 0, err
 	}
 	select {

@@ -2,7 +2,7 @@
 // sub-schedulers (CONFIG_EXT_SUB_SCHED) on a real kernel in a QEMU VM.
 //
 // The same binary is the guest agent: started as PID 1 in the VM's
-// initramfs, it hands over to package agent.
+// initramfs, it hands over to package agent (see main).
 package main
 
 import (
@@ -10,13 +10,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+
+	_ "github.com/scxcheck/scxcheck/harness/selftests" // the fault matrix, run with --label-filter fault
+
+	"github.com/scxcheck/scxcheck/outcome"
 
 	"github.com/scxcheck/scxcheck/agent"
 	"github.com/scxcheck/scxcheck/repro"
@@ -59,10 +62,17 @@ Exit codes:
   3  infrastructure error (QEMU missing, kernel did not boot, mirror unreachable)
 `
 
+// main chooses the process's role, once: the binary is the command line
+// tool, the VM's init (the guest agent, which can also replay a spec from a
+// reproduction bundle), or a workload worker the agent started. A parallel
+// or matrix child is the command line tool too, told its place by its
+// environment (parallel.go, matrix.go).
 func main() {
-	repro.SelfIsScxcheck = true // this binary can be a reproduction bundle's /init
-	if agent.IsInit() {
-		agent.Main()
+	switch {
+	case agent.IsWorker():
+		agent.WorkerMain()
+	case os.Getpid() == 1:
+		agent.Main(agent.Config{Replay: repro.ReplayInGuest})
 	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -18,12 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/scxcheck/scxcheck/internal/ginkgopar"
 	"github.com/scxcheck/scxcheck/kernel"
-	"github.com/scxcheck/scxcheck/suites"
 	"github.com/scxcheck/scxcheck/vm"
 )
 
@@ -31,7 +32,7 @@ import (
 // -p`: this process serves Ginkgo's parallel protocol (internal/ginkgopar)
 // and prints the specs' reports, and N child `scxcheck run` processes, one
 // VM each, take the specs one at a time from its counter. A child learns
-// its place from parallelChildEnv and writes its suites.Result to a file,
+// its place from parallelChildEnv and writes its harness.Result to a file,
 // which the parent merges into one summary.
 
 // parallelChildEnv holds "<process>,<total>,<server address>,<result file>,<seed>"
@@ -81,7 +82,7 @@ func (c *parallelChild) configure(s *types.SuiteConfig) {
 	s.OutputInterceptorMode = "none"
 }
 
-// childResult is suites.Result as a child writes it for the parent.
+// childResult is harness.Result as a child writes it for the parent.
 type childResult struct {
 	Passed, Failed, Skipped int
 	SkipReasons             map[string]int
@@ -92,10 +93,10 @@ type childResult struct {
 }
 
 // finish writes the child's result for the parent.
-func (c *parallelChild) finish(res suites.Result) error { return writeResult(c.result, res) }
+func (c *parallelChild) finish(res harness.Result) error { return writeResult(c.result, res) }
 
 // writeResult writes a run's result as childResult JSON.
-func writeResult(path string, res suites.Result) error {
+func writeResult(path string, res harness.Result) error {
 	cr := childResult{Passed: res.Passed, Failed: res.Failed, Skipped: res.Skipped,
 		SkipReasons: res.SkipReasons, BootTimes: res.BootTimes, Accel: res.Accel, Release: res.Release, API: res.API}
 	if res.Infra != nil {
@@ -199,7 +200,7 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, t target, procs int, rc 
 
 // resultExit is the exit of a run with result res: infrastructure before
 // failure, as the kernel was not fully tested.
-func resultExit(res suites.Result) error {
+func resultExit(res harness.Result) error {
 	switch {
 	case res.Infra != nil:
 		return infraError(res.Infra)
@@ -221,8 +222,8 @@ func resultFile(dir string, proc int) string {
 
 // mergeResults adds up the children's results. A child that left none
 // (it crashed or was killed) makes the run an infrastructure failure.
-func mergeResults(dir string, exits []error) suites.Result {
-	res := suites.Result{SkipReasons: map[string]int{}}
+func mergeResults(dir string, exits []error) harness.Result {
+	res := harness.Result{SkipReasons: map[string]int{}}
 	var infra []error
 	for i, exit := range exits {
 		p := i + 1

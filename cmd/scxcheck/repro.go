@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/scxcheck/scxcheck/harness"
+	"github.com/scxcheck/scxcheck/outcome"
 
 	"github.com/onsi/ginkgo/v2/types"
 
@@ -59,7 +61,7 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 		return infraError(err)
 	}
 	defer os.RemoveAll(logs)
-	w := &repro.Writer{Kernel: img}
+	w := &repro.Writer{Kernel: img, Binary: self()}
 	defer w.Close()
 
 	var written []string
@@ -74,14 +76,14 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 	reporterConfig.Verbose = verbose
 	reporterConfig.NoColor = !isTerminal(os.Stdout)
 	fmt.Fprintf(stderr, "scxcheck: kernel %s\n", img.Boot)
-	res := suites.Run(&fakeT{}, suites.Options{
+	res := suites.Run(&fakeT{}, harness.Options{
 		Kernel:     img.Boot,
 		Accel:      accel,
 		TCGThreads: threads,
 		QEMU:       k.qemu,
 		Artifacts:  logs,
 		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
-		OnSpec: func(rec suites.SpecRecord) {
+		OnSpec: func(rec harness.SpecRecord) {
 			if rec.State == "skipped" || rec.Class == outcome.Infra {
 				return
 			}
@@ -109,7 +111,7 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 	return nil
 }
 
-func bundleOutcome(rec suites.SpecRecord) string {
+func bundleOutcome(rec harness.SpecRecord) string {
 	if rec.Failed() {
 		return fmt.Sprintf("%s (%s)", rec.State, rec.Class)
 	}
@@ -120,12 +122,12 @@ func bundleOutcome(rec suites.SpecRecord) string {
 // reproduction bundle in <artifacts>/<spec>/repro/ for every spec that
 // failed (not for infrastructure failures: nothing to replay), and a
 // function to call when the run is over. Without artifacts it does nothing.
-func failureBundles(img *kernel.Image, artifacts string, stderr io.Writer) (func(suites.SpecRecord), func()) {
+func failureBundles(img *kernel.Image, artifacts string, stderr io.Writer) (func(harness.SpecRecord), func()) {
 	if artifacts == "" {
 		return nil, func() {}
 	}
-	w := &repro.Writer{Kernel: img}
-	return func(rec suites.SpecRecord) {
+	w := &repro.Writer{Kernel: img, Binary: self()}
+	return func(rec harness.SpecRecord) {
 		if !rec.Failed() || rec.Class == outcome.Infra || rec.Dir == "" {
 			return
 		}
@@ -136,4 +138,15 @@ func failureBundles(img *kernel.Image, artifacts string, stderr io.Writer) (func
 		}
 		fmt.Fprintf(stderr, "scxcheck: reproduction bundle: %s\n", filepath.Join(dir, repro.ScriptName))
 	}, func() { w.Close() }
+}
+
+// self is this executable: the scxcheck binary, which a reproduction
+// bundle boots as /init. "" when the system cannot say (the bundle writer
+// then builds one).
+func self() string {
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
 }

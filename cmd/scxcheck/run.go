@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/onsi/ginkgo/v2/types"
 	"golang.org/x/sys/unix"
 
@@ -32,9 +34,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
 into the cache on first use.
 
-Labels select one concern: boot, dispatch, distant, nesting, recursion, teardown, fault
-(scxcheck itself when the guest, agent, QEMU or cache break; slow marks the longest).
-Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout)
+Labels select one concern: boot, dispatch, distant, nesting, recursion, teardown,
+lifecycle, ownership, hotplug, caps (Linux 7.3 capabilities); slow marks the longest.
+scxcheck's checks of itself run only when a filter names them: fault (its verdict when
+the guest, agent, QEMU or KVM break) and selftest (specs that fail on purpose).
+
+--kernel takes an image, a Debian cloud kernel release or 'default'; given more than
+once it tests each kernel in turn and prints one table, spec by kernel.
+Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
+         scxcheck run --kernel default --kernel 7.3.4+deb13-cloud-amd64 --procs 2`, stdout)
 	k.register(fs)
 	fs.StringVar(&labelFilter, "label-filter", "", "run only the specs matching this Ginkgo label `expression`, e.g. 'boot || dispatch'")
 	fs.StringVar(&focus, "focus", "", "run only the specs whose text matches this `regexp`")
@@ -105,7 +113,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 	}
 	onSpec, closeBundles := failureBundles(img, artifacts, stderr) // repro.go
 	defer closeBundles()
-	res := suites.Run(&fakeT{}, suites.Options{
+	res := suites.Run(&fakeT{}, harness.Options{
 		Kernel:     img.Boot,
 		Accel:      accel,
 		TCGThreads: threads,
@@ -128,7 +136,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml`, stdout
 // finishRun does what a run does after its summary, with or without
 // --procs: it puts scxcheck's properties into the JUnit report and leaves
 // the result for a matrix parent (resultFileEnv).
-func finishRun(res suites.Result, t target, junitPath string, stderr io.Writer) {
+func finishRun(res harness.Result, t target, junitPath string, stderr io.Writer) {
 	if junitPath != "" {
 		if err := junit.AddProperties(junitPath, runProperties(res, t)); err != nil {
 			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
@@ -142,7 +150,7 @@ func finishRun(res suites.Result, t target, junitPath string, stderr io.Writer) 
 }
 
 // runProperties are the JUnit suite properties of a run: what was tested.
-func runProperties(res suites.Result, t target) []junit.Property {
+func runProperties(res harness.Result, t target) []junit.Property {
 	props := []junit.Property{
 		{Name: "scxcheck.kernel", Value: t.img.Boot},
 		{Name: "scxcheck.kernel.release", Value: res.Release},

@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scxcheck/scxcheck/harness"
+
 	"github.com/scxcheck/scxcheck/internal/runner"
-	"github.com/scxcheck/scxcheck/suites"
 )
 
 const soakSummary = `Runs the suites N times back to back, each run a fresh 'scxcheck run' process
@@ -229,7 +230,7 @@ func soakReport(done []soakRun, asked int) string {
 			}
 			nfail++
 			fmt.Fprintf(&b, "  run %d: [%s] %s\n      %s\n      artifacts: %s\n", r.Index, s.Class, s.Text,
-				firstLineOf(s.Failure), filepath.Join(r.dir, suites.Slug(s.Text)))
+				firstLineOf(s.Failure), filepath.Join(r.dir, harness.Slug(s.Text)))
 		}
 		if !r.Complete() || r.hang {
 			if nfail == 0 {

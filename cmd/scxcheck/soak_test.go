@@ -1,10 +1,11 @@
 package main
 
 import (
-	"github.com/scxcheck/scxcheck/outcome"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scxcheck/scxcheck/outcome"
 
 	"github.com/scxcheck/scxcheck/internal/runner"
 )

@@ -1,4 +1,4 @@
-package suites
+package selftests
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ import (
 // newest in the default cache. It skips the spec when there is none.
 func cachedEntry() (cacheDir, release string) {
 	GinkgoHelper()
-	entry := filepath.Dir(run.opts.Kernel)
+	entry := filepath.Dir(h.Options().Kernel)
 	if _, err := debian.Cached(filepath.Dir(filepath.Dir(entry)), filepath.Base(entry)); err == nil {
 		return filepath.Dir(filepath.Dir(entry)), filepath.Base(entry)
 	}

@@ -1,4 +1,10 @@
-package suites
+// Package selftests holds scxcheck's checks of itself against a real
+// kernel: the fault matrix (label fault: what the harness reports when the
+// guest kernel, the agent, QEMU or KVM break) and specs that fail on purpose
+// (label selftest) for the failure path of reports, repro bundles and
+// bisect. They are not part of a gate on the kernel under test: the harness
+// runs them only when a label filter names them.
+package selftests
 
 import (
 	"context"
@@ -14,17 +20,19 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/scxcheck/scxcheck/harness"
 	"github.com/scxcheck/scxcheck/internal/fakeqemu"
 	. "github.com/scxcheck/scxcheck/matchers"
 	"github.com/scxcheck/scxcheck/outcome"
 	"github.com/scxcheck/scxcheck/proto"
+	"github.com/scxcheck/scxcheck/suites"
 	"github.com/scxcheck/scxcheck/vm"
 )
 
 // The fault matrix: scxcheck's own behaviour when the guest, the agent,
 // QEMU or the host break. A spec cannot both break its VM and observe the
 // failure report of its own AfterEach, so each spec provokes the fault,
-// declares it expected, and asserts on what guest.assess says, which is
+// declares it expected, and asserts on what guest().assess says, which is
 // what the AfterEach reports: classification, message and time to verdict.
 
 // Bounds on the time to verdict, under TCG on a busy 2-core machine.
@@ -33,10 +41,17 @@ const (
 	qemuVerdict  = 15 * time.Second
 )
 
+// h is the harness the specs run in: the one of package suites, so that one
+// binary holds both and a label filter chooses.
+var h = suites.Harness()
+
+// guest is the VM of the running spec.
+func guest() *harness.Guest { return h.Guest() }
+
 // verdictTook records a fault's time to verdict in the report and the log.
 func verdictTook(fault string, d time.Duration) {
 	AddReportEntry("time to verdict", fmt.Sprintf("%s: %s", fault, d.Round(time.Millisecond)))
-	run.opts.Log("fault %s: verdict in %s", fault, d.Round(time.Millisecond))
+	h.Log("fault %s: verdict in %s", fault, d.Round(time.Millisecond))
 }
 
 // expectVerdict checks a verdict's class and kind, and how the failure
@@ -46,7 +61,7 @@ func expectVerdict(v *vm.Verdict, class outcome.Class, kind, message string) {
 	Expect(v).NotTo(BeNil(), "no verdict on a broken VM")
 	Expect(v.Class).To(Equal(class))
 	Expect(v.Kind).To(Equal(kind))
-	Expect(failureMessage(v)).To(HavePrefix(message))
+	Expect(harness.FailureMessage(v)).To(HavePrefix(message))
 }
 
 // breaksTheVM declares a fault spec: an Ordered container whose first spec,
@@ -56,8 +71,8 @@ func breaksTheVM(when, it string, c outcome.Class, timeout time.Duration, body f
 	Context(when, append([]any{Ordered, func() {
 		var broken *vm.Machine
 		It(it, func(ctx SpecContext) {
-			expectFailure(c)
-			broken = guest.Machine
+			h.ExpectFailure(c)
+			broken = guest().Machine
 			body(ctx)
 		}, SpecTimeout(timeout))
 		replacesTheVM(&broken)
@@ -68,25 +83,25 @@ func breaksTheVM(when, it string, c outcome.Class, timeout time.Duration, body f
 // checks that it got a fresh, healthy VM, and that the broken one is gone
 // with its temporary files.
 func replacesTheVM(broken **vm.Machine) {
-	It("gives the next spec a fresh VM", func() {
+	It("gives the next spec a fresh VM", func(ctx SpecContext) {
 		Expect(*broken).NotTo(BeNil(), "the fault spec did not run")
-		Expect(guest.Machine).NotTo(BeIdenticalTo(*broken))
-		Expect(guest.Alive()).To(BeTrue())
+		Expect(guest().Machine).NotTo(BeIdenticalTo(*broken))
+		Expect(guest().Alive()).To(BeTrue())
 		Expect((*broken).Alive()).To(BeFalse(), "the broken VM's QEMU still runs")
 		Expect((*broken).Dir()).NotTo(BeAnExistingFile(), "the broken VM's temporary directory is left")
 		Expect(syscall.Kill((*broken).PID(), 0)).To(MatchError(syscall.ESRCH), "QEMU process %d is left", (*broken).PID())
 		var hello proto.Hello
-		Expect(guest.Call(context.Background(), "Hello", proto.Empty{}, &hello)).To(Succeed())
+		Expect(guest().Call(context.Background(), "Hello", proto.Empty{}, &hello)).To(Succeed())
 		Expect(CurrentSpecReport().ReportEntries).To(ContainElement(HaveField("Name", "VM rebooted")))
 	})
 }
 
-var _ = Describe("scxcheck's verdict", Label("fault"), func() {
+var _ = Describe("scxcheck's verdict", Label(harness.FaultLabel), func() {
 	breaksTheVM("when the guest kernel panics mid-spec", "reports a kernel panic with the console excerpt within 30 s", outcome.Crash, 2*time.Minute, func(ctx SpecContext) {
 		began := time.Now()
-		err := guest.WriteFile("/proc/sysrq-trigger", "c")
+		err := guest().WriteString(ctx, "/proc/sysrq-trigger", "c")
 		Expect(err).To(MatchError(vm.ErrExited), "the write that crashes the kernel cannot succeed")
-		v, _ := guest.assess(ctx)
+		v, _ := h.Assess(ctx)
 		took := time.Since(began)
 		verdictTook("kernel panic", took)
 
@@ -95,14 +110,14 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		Expect(v.Excerpt).To(ContainSubstring("sysrq: Trigger a crash"))
 		Expect(v.Excerpt).To(ContainSubstring("Kernel panic - not syncing"))
 		Expect(took).To(BeNumerically("<", panicVerdict))
-		Expect(guest.Alive()).To(BeFalse(), "QEMU should exit on a panic (panic=-1, -no-reboot)")
+		Expect(guest().Alive()).To(BeFalse(), "QEMU should exit on a panic (panic=-1, -no-reboot)")
 	})
 
 	breaksTheVM("when the agent (PID 1) exits", "reports the agent died, from the kernel's panic: Attempted to kill init", outcome.Agent, 2*time.Minute, func(ctx SpecContext) {
 		began := time.Now()
-		Expect(guest.Call(ctx, "Fault", proto.Fault{Action: proto.FaultExit}, &proto.Empty{})).To(Succeed())
-		Eventually(guest.Exited(), panicVerdict).Should(BeClosed())
-		v, _ := guest.assess(ctx)
+		Expect(guest().Fault(ctx, proto.Fault{Action: proto.FaultExit})).To(Succeed())
+		Eventually(guest().Exited(), panicVerdict).Should(BeClosed())
+		v, _ := h.Assess(ctx)
 		took := time.Since(began)
 		verdictTook("agent exited", took)
 
@@ -110,42 +125,42 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		Expect(v.Line).To(ContainSubstring("Attempted to kill init!"))
 		// The agent's own "exiting on request" line is not asserted: it
 		// shares the serial console with the panic and can arrive split.
-		Expect(failureMessage(v)).To(ContainSubstring("Kernel panic - not syncing: Attempted to kill init!"))
+		Expect(harness.FailureMessage(v)).To(ContainSubstring("Kernel panic - not syncing: Attempted to kill init!"))
 		Expect(took).To(BeNumerically("<", panicVerdict))
 	})
 
 	breaksTheVM("when the agent is stopped", "gets a bounded no-answer from each call and reports the agent not answering", outcome.Agent, 3*time.Minute, func(ctx SpecContext) {
-		Expect(guest.Call(ctx, "Fault", proto.Fault{Action: proto.FaultStop}, &proto.Empty{})).To(Succeed())
+		Expect(guest().Fault(ctx, proto.Fault{Action: proto.FaultStop})).To(Succeed())
 		time.Sleep(time.Second) // the agent freezes 100 ms after answering
 		began := time.Now()
 
 		const callTimeout = 5 * time.Second
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		err := guest.Call(cctx, "Hello", proto.Empty{}, &proto.Hello{})
+		_, err := guest().Agent.Hello(cctx)
 		cancel()
 		Expect(err).To(MatchError(vm.ErrNoAnswer))
 		Expect(err).To(MatchError(ContainSubstring("agent call Hello: no answer")))
 		Expect(time.Since(began)).To(BeNumerically("<", callTimeout+2*time.Second))
-		Expect(guest.Alive()).To(BeTrue(), "QEMU should keep running with a stopped agent")
+		Expect(guest().Alive()).To(BeTrue(), "QEMU should keep running with a stopped agent")
 
-		v, _ := guest.assess(ctx)
+		v, _ := h.Assess(ctx)
 		took := time.Since(began)
 		verdictTook("agent stopped", took)
 		expectVerdict(v, outcome.Agent, vm.KindAgentNoAnswer, "agent failure during the spec: agent not answering: ")
-		Expect(v.Line).To(ContainSubstring("agent call Reset: no answer"))
-		Expect(took).To(BeNumerically("<", callTimeout+resetTimeout+10*time.Second))
-		Expect(guest.ConsoleTail(50)).To(ContainSubstring("scxcheck-agent: freezing on request"))
+		Expect(v.Line).To(ContainSubstring("agent call AfterSpec: no answer"))
+		Expect(took).To(BeNumerically("<", callTimeout+30*time.Second+10*time.Second))
+		Expect(guest().ConsoleTail(50)).To(ContainSubstring("scxcheck-agent: freezing on request"))
 	}, Label("slow"))
 
 	breaksTheVM("when QEMU is killed from outside", "reports infrastructure, and closing leaves no process or temporary directory", outcome.Infra, 2*time.Minute, func(ctx SpecContext) {
-		pid, dir := guest.PID(), guest.Dir()
+		pid, dir := guest().PID(), guest().Dir()
 		Expect(dir).To(BeADirectory())
 		began := time.Now()
 		Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
 		// A call in flight fails at once, naming the exit.
-		err := guest.Call(ctx, "Hello", proto.Empty{}, &proto.Hello{})
+		_, err := guest().Agent.Hello(ctx)
 		Expect(err).To(MatchError(vm.ErrExited))
-		v, _ := guest.assess(ctx)
+		v, _ := h.Assess(ctx)
 		took := time.Since(began)
 		verdictTook("QEMU killed", took)
 
@@ -154,7 +169,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 		Expect(took).To(BeNumerically("<", qemuVerdict))
 
 		// What the AfterEach does next.
-		guest.Close()
+		guest().Close()
 		Expect(dir).NotTo(BeAnExistingFile())
 		Expect(syscall.Kill(pid, 0)).To(MatchError(syscall.ESRCH))
 		Expect(processesMentioning(dir)).To(BeEmpty())
@@ -162,7 +177,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 
 	Context("when KVM fails with an emulation failure and QEMU stays paused", func() {
 		var fake, fakeDir string
-		BeforeEach(func() {
+		BeforeEach(func(ctx SpecContext) {
 			if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
 				Skip("the host has no /dev/kvm to probe: " + err.Error())
 			} else {
@@ -170,7 +185,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 			}
 			fakeDir = GinkgoT().TempDir()
 			var err error
-			fake, err = fakeqemu.Write(fakeDir, run.opts.QEMU)
+			fake, err = fakeqemu.Write(fakeDir, h.Options().QEMU)
 			Expect(err).NotTo(HaveOccurred())
 		})
 		// Every faked KVM boot must be gone once Boot has returned.
@@ -180,8 +195,9 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 			}
 		})
 		boot := func(ctx context.Context, accel vm.Accel, log func(string, ...any)) (*vm.Machine, error) {
-			return vm.Boot(ctx, vm.Config{Kernel: run.opts.Kernel, Initramfs: run.initramfs, Accel: accel,
-				TCGThreads: run.opts.TCGThreads, QEMU: fake, Log: log})
+			o := h.Options()
+			return vm.Boot(ctx, vm.Config{Kernel: o.Kernel, Initramfs: h.Initramfs(), Accel: accel,
+				TCGThreads: o.TCGThreads, QEMU: fake, Log: log})
 		}
 
 		It("falls back to TCG in bounded time with --accel auto", func(ctx SpecContext) {
@@ -207,8 +223,8 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 			Expect(fakeqemu.PIDs(fakeDir)).To(HaveLen(1), "the probe did not use the fake KVM")
 			// The probe stops at the error line, long before KVMProbeTimeout.
 			Expect(fellBack).To(BeNumerically("<", 5*time.Second))
-			var hello proto.Hello
-			Expect(m.Call(ctx, "Hello", proto.Empty{}, &hello)).To(Succeed())
+			_, err = m.Agent().Hello(ctx)
+			Expect(err).NotTo(HaveOccurred())
 		}, SpecTimeout(3*time.Minute))
 
 		It("fails clearly with --accel kvm", func(ctx SpecContext) {
@@ -229,7 +245,7 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 	Context("when the verifier rejects a fixture", func() {
 		It("puts the whole verifier log into the failure report", func(ctx SpecContext) {
 			began := time.Now()
-			_, err := guest.Load(proto.LoadScheduler{Fixture: "badenqueue", Name: "badenqueue"})
+			_, err := h.Load(ctx, proto.LoadScheduler{Fixture: "badenqueue", Name: "badenqueue"})
 			took := time.Since(began)
 			verdictTook("verifier rejection", took)
 			Expect(err).To(HaveOccurred())
@@ -252,24 +268,30 @@ var _ = Describe("scxcheck's verdict", Label("fault"), func() {
 	Context("when a scheduler stalls its tasks", func() {
 		It("observes the watchdog's SCX_EXIT_ERROR_STALL within the timeout and keeps the VM", func(ctx SpecContext) {
 			const timeout = 2 * time.Second
-			root := loadRoot("root", nil)
-			t1 := newCgroup("t1")
-			stalled, err := guest.Load(proto.LoadScheduler{Fixture: "child", Name: "stalled", Cgroup: t1.Path,
+			const settle = 10 * time.Second
+			root, err := h.Load(ctx, proto.LoadScheduler{Fixture: "parent", Name: "root"})
+			Expect(err).NotTo(HaveOccurred())
+			t1, err := guest().NewCgroup(ctx, "t1")
+			Expect(err).NotTo(HaveOccurred())
+			stalled, err := h.Load(ctx, proto.LoadScheduler{Fixture: "child", Name: "stalled", Cgroup: t1.Path,
 				TimeoutMs: uint32(timeout / time.Millisecond), Knobs: map[string]uint64{"no_dispatch": 1}})
 			Expect(err).NotTo(HaveOccurred())
 			began := time.Now()
-			w := start(t1, proto.WorkSleep, 1, workTime)
+			w, err := guest().Start(ctx, proto.Workload{Cgroup: t1.Path, Kind: proto.WorkSleep, Count: 1, Duration: time.Second})
+			Expect(err).NotTo(HaveOccurred())
 			// The watchdog checks every half timeout; allow for that and TCG.
-			Eventually(stalled.Exit, 2*timeout+settle).Should(ExitWith("SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for")))
+			Eventually(ctx, stalled.Exit, 2*timeout+settle).Should(ExitWith("SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for")))
 			took := time.Since(began)
 			verdictTook("stalled scheduler", took)
 			Expect(took).To(BeNumerically("<", 2*timeout+settle))
-			Expect(stalled.Counter("nr_dispatch")()).To(BeNumerically(">", 0), "the child was asked to dispatch and refused")
-			Eventually(guest.KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "stalled" disabled (runnable task stall)`))
-			stillRunning(root)
+			Expect(stalled.Counter("nr_dispatch")(ctx)).To(BeNumerically(">", 0), "the child was asked to dispatch and refused")
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "stalled" disabled (runnable task stall)`))
+			Expect(root.Exit(ctx)).To(HaveField("Kind", BeZero()), "the root exited")
 			// Back on the root, the stalled task finishes.
-			finish(w)
-			v, resetErr := guest.assess(ctx)
+			done, err := w.Wait(ctx, 30*time.Second)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(done.Done).To(BeTrue(), "the stalled task did not finish on the root: %+v", done)
+			v, resetErr := h.Assess(ctx)
 			Expect(v).To(BeNil(), "a scheduler exit is not a broken VM")
 			Expect(resetErr).NotTo(HaveOccurred())
 		}, SpecTimeout(2*time.Minute))

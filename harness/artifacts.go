@@ -1,25 +1,25 @@
-package suites
+package harness
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/scxcheck/scxcheck/outcome"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/scxcheck/scxcheck/outcome"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/scxcheck/scxcheck/proto"
 	"github.com/scxcheck/scxcheck/results"
+	"github.com/scxcheck/scxcheck/vm"
 )
 
 // Per-spec artifacts. With Options.Artifacts set, every spec that ran gets a
@@ -32,10 +32,10 @@ import (
 //	exits.json   the exit info of every scheduler the spec loaded
 //	spec.json    the spec's outcome (SpecRecord), written last
 //
-// Exit info is read at the start of the suite-wide AfterEach, before the
-// reset closes the schedulers; the files are written once the spec is over
-// (ReportAfterEach), so that a kernel fault's report has settled on the
-// console, which stays readable after the VM is replaced. Options.OnSpec
+// Exit info is read by the call after the spec, before the reset frees the
+// schedulers; the files are written once the spec is over (ReportAfterEach),
+// so that a kernel fault's report has settled on the console, which stays
+// readable after the VM is replaced. Options.OnSpec
 // receives each SpecRecord (the CLI writes a reproduction bundle for a
 // failing spec from it).
 
@@ -76,72 +76,73 @@ type SchedExit struct {
 
 // specCapture is the running spec's state, reset by beginSpec.
 type specCapture struct {
-	begun     bool
-	console   *os.File // the VM's console log, open from the start of the spec
-	offset    int64    // its size then
-	scheds    []SchedExit
-	handles   []*Sched
-	qemu      []string
-	exitsRead bool
+	begun   bool
+	console *os.File // the VM's console log, open from the start of the spec
+	offset  int64    // its size then
+	scheds  []SchedExit
+	qemu    []string
 }
-
-var current specCapture
 
 // beginSpec is called by the suite-wide BeforeEach once the VM is up. It
 // keeps the console log open: closing the VM removes the file, and the
 // spec's lines are read after that, once a fault has settled.
-func beginSpec() {
-	endSpec()
-	current.begun = true
-	if guest == nil {
+func (h *Harness) beginSpec() {
+	h.endSpec()
+	h.spec.begun = true
+	if h.guest == nil {
 		return
 	}
-	if f, err := os.Open(guest.ConsoleLog()); err == nil {
-		current.console = f
-		current.offset, _ = f.Seek(0, io.SeekEnd)
+	if f, err := os.Open(h.guest.ConsoleLog()); err == nil {
+		h.spec.console = f
+		h.spec.offset, _ = f.Seek(0, io.SeekEnd)
 	}
-	current.qemu = guest.QEMUCommand()
+	h.spec.qemu = h.guest.QEMUCommand()
 }
 
-func endSpec() {
-	if current.console != nil {
-		current.console.Close()
+func (h *Harness) endSpec() {
+	if h.spec.console != nil {
+		h.spec.console.Close()
 	}
-	current = specCapture{}
+	h.spec = specCapture{}
 }
 
 // trackSched records a scheduler the spec loaded, for exits.json.
-func trackSched(s *Sched, fixture string) {
-	current.handles = append(current.handles, s)
-	current.scheds = append(current.scheds, SchedExit{Name: s.Name, Fixture: fixture, ID: s.ID, CgroupID: s.CgroupID})
+func (h *Harness) trackSched(s *Sched, fixture string) {
+	h.spec.scheds = append(h.spec.scheds, SchedExit{Name: s.Name, Fixture: fixture, ID: s.ID, CgroupID: s.CgroupID})
 }
 
-// captureSpec reads the exit info of the schedulers the spec loaded. The
-// suite-wide AfterEach calls it first: the reset after the spec closes the
-// schedulers, and their exit info with them.
-func captureSpec(ctx context.Context) {
-	if !current.begun || current.exitsRead {
-		return
+// specSchedIDs are the agent's ids of the schedulers the spec loaded.
+func (h *Harness) specSchedIDs() []int {
+	ids := make([]int, 0, len(h.spec.scheds))
+	for _, s := range h.spec.scheds {
+		ids = append(ids, s.ID)
 	}
-	current.exitsRead = true
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for i, h := range current.handles {
-		if guest == nil || !guest.Alive() {
-			current.scheds[i].Err = "the VM was gone"
-			continue
+	return ids
+}
+
+// keepExits records the exits read after the spec, before the reset freed
+// the schedulers.
+func (h *Harness) keepExits(exits []proto.ExitOrError) {
+	for _, e := range exits {
+		for i := range h.spec.scheds {
+			if h.spec.scheds[i].ID == e.ID {
+				h.spec.scheds[i].Exit, h.spec.scheds[i].Err = e.Exit, e.Err
+			}
 		}
-		var info proto.ExitInfo
-		if err := guest.Call(ctx, "SchedulerExit", proto.SchedulerID{ID: h.ID}, &info); err != nil {
-			current.scheds[i].Err = firstLine(err.Error())
-		} else {
-			current.scheds[i].Exit = &info
+	}
+}
+
+// noExits records why the exits could not be read.
+func (h *Harness) noExits(why string) {
+	for i := range h.spec.scheds {
+		if h.spec.scheds[i].Exit == nil && h.spec.scheds[i].Err == "" {
+			h.spec.scheds[i].Err = why
 		}
 	}
 }
 
 // writeSpecArtifacts writes the spec's files into dir.
-func writeSpecArtifacts(dir string) error {
+func (h *Harness) writeSpecArtifacts(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write spec artifacts: %w", err)
 	}
@@ -151,16 +152,16 @@ func writeSpecArtifacts(dir string) error {
 			errs = append(errs, err)
 		}
 	}
-	exits, _ := json.MarshalIndent(current.scheds, "", "  ")
+	exits, _ := json.MarshalIndent(h.spec.scheds, "", "  ")
 	write("exits.json", append(exits, '\n'))
-	if !current.begun || guest == nil {
+	if !h.spec.begun || h.guest == nil {
 		return errors.Join(errs...)
 	}
-	if current.console != nil {
-		b, _ := io.ReadAll(io.NewSectionReader(current.console, current.offset, 1<<40))
+	if h.spec.console != nil {
+		b, _ := io.ReadAll(io.NewSectionReader(h.spec.console, h.spec.offset, 1<<40))
 		write("console.log", b)
 	}
-	evs := guest.Events().Since(guest.specMark)
+	evs := h.guest.Events().Since(h.guest.specMark)
 	var trace, kmsg strings.Builder
 	for _, ev := range evs {
 		switch ev.Kind {
@@ -179,22 +180,25 @@ func writeSpecArtifacts(dir string) error {
 	return nil
 }
 
-var _ = ReportAfterEach(func(r SpecReport) {
-	if run == nil || r.LeafNodeType != types.NodeTypeIt {
+// report is the ReportAfterEach of every spec: it counts the spec, writes
+// its artifacts and hands its record to Options.OnSpec.
+func (h *Harness) report(r SpecReport) {
+	if !h.running || r.LeafNodeType != types.NodeTypeIt {
 		return
 	}
 	if r.State == types.SpecStateSkipped && r.Failure.Message == "" {
-		return // not selected
+		return // not selected by the label filter or focus: not run, not a skip
 	}
+	h.count(r)
 	rec := SpecRecord{
 		Text:       r.FullText(),
 		Labels:     r.Labels(),
 		Slug:       Slug(r.FullText()),
 		State:      r.State.String(),
 		RunTime:    r.RunTime.Seconds(),
-		Kernel:     run.opts.Kernel,
-		QEMU:       current.qemu,
-		Schedulers: current.scheds,
+		Kernel:     h.opts.Kernel,
+		QEMU:       h.spec.qemu,
+		Schedulers: h.spec.scheds,
 	}
 	if r.State.Is(types.SpecStateFailureStates) {
 		rec.Failure = r.Failure.Message
@@ -203,24 +207,20 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	} else if r.State == types.SpecStateSkipped {
 		rec.Failure = strings.TrimSpace(r.Failure.Message)
 	}
-	if run.opts.Artifacts != "" {
-		rec.Dir = specDir(r)
-		if err := writeSpecArtifacts(rec.Dir); err != nil {
-			run.opts.Log("%v", err)
+	if h.opts.Artifacts != "" {
+		rec.Dir = filepath.Join(h.opts.Artifacts, Slug(r.FullText()))
+		if err := h.writeSpecArtifacts(rec.Dir); err != nil {
+			h.Log("%v", err)
 		}
 		b, _ := json.MarshalIndent(rec, "", "  ")
 		if err := os.WriteFile(filepath.Join(rec.Dir, "spec.json"), append(b, '\n'), 0o644); err != nil {
-			run.opts.Log("write spec artifacts: %v", err)
+			h.Log("write spec artifacts: %v", err)
 		}
 	}
-	if run.opts.OnSpec != nil {
-		run.opts.OnSpec(rec)
+	if h.opts.OnSpec != nil {
+		h.opts.OnSpec(rec)
 	}
-	endSpec()
-})
-
-func specDir(r SpecReport) string {
-	return filepath.Join(run.opts.Artifacts, Slug(r.FullText()))
+	h.endSpec()
 }
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
@@ -247,4 +247,30 @@ func joinLines(lines []string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// writeMachineArtifacts saves a whole VM's console and event stream into
+// the artifacts directory.
+func writeMachineArtifacts(dir string, m *vm.Machine, name string) error {
+	if dir == "" || m == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write artifacts: %w", err)
+	}
+	if b, err := os.ReadFile(m.ConsoleLog()); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, name+"-console.log"), b, 0o644); err != nil {
+			return fmt.Errorf("write artifacts: %w", err)
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, name+"-events.jsonl"))
+	if err != nil {
+		return fmt.Errorf("write artifacts: %w", err)
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for _, ev := range m.Events().Since(0) {
+		_ = enc.Encode(ev)
+	}
+	return nil
 }

@@ -1,0 +1,122 @@
+package suites
+
+import (
+	"context"
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	. "github.com/scxcheck/scxcheck/matchers"
+	"github.com/scxcheck/scxcheck/probe"
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+// distantMsg is the kernel's message for a sub-dispatch of a non-child.
+func distantMsg(id uint64) string {
+	return fmt.Sprintf("trying to dispatch a distant sub-sched on cgroup %d", id)
+}
+
+// hierarchy is root → mid on /a → leaf on /a/b, with workloads in each.
+type hierarchy struct {
+	root, mid, leaf *Sched
+	a, b            Cgroup
+	work            []*Workload
+}
+
+// buildHierarchy creates the cgroups first, so that the root can be told at
+// load time (rodata) which id to sub-dispatch besides its children.
+func buildHierarchy(ctx context.Context, rootExtra func(a, b Cgroup) uint64) hierarchy {
+	GinkgoHelper()
+	var h hierarchy
+	h.a = newCgroup(ctx, "a")
+	h.b = newCgroup(ctx, "a/b")
+	knobs := map[string]uint64{}
+	if rootExtra != nil {
+		knobs["extra_dispatch_cgid"] = rootExtra(h.a, h.b)
+	}
+	h.root = loadRoot(ctx, "root", knobs)
+	h.mid = loadSub(ctx, "parent", "mid", h.a, nil)
+	h.leaf = loadSub(ctx, "child", "leaf", h.b, nil)
+	for _, cg := range []Cgroup{{}, h.a, h.b} {
+		h.work = append(h.work, start(ctx, cg, proto.WorkSleep, 1, 2*workTime))
+	}
+	return h
+}
+
+var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct child", Label("distant"), func() {
+	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
+
+	Context("when the root dispatches its grandchild", func() {
+		It("exits the caller with SCX_EXIT_ERROR and takes its descendants down with SCX_EXIT_PARENT", func(ctx SpecContext) {
+			h := buildHierarchy(ctx, func(_, b Cgroup) uint64 { return b.ID })
+
+			exitsWith(ctx, h.root, "SCX_EXIT_ERROR", distantMsg(h.b.ID))
+			// The wrong call really happened: the root traced it.
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", h.b.ID), WithField("slot", -1)))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF scheduler "root" disabled (runtime error)`))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged("root: " + distantMsg(h.b.ID)))
+			exitsWith(ctx, h.mid, "SCX_EXIT_PARENT")
+			exitsWith(ctx, h.leaf, "SCX_EXIT_PARENT")
+			Expect(h.mid.Exit(ctx)).To(HaveField("Reason", "parent exiting"))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("root", "root"))
+
+			for _, w := range h.work {
+				finish(ctx, w)
+			}
+			onFairClass(ctx)
+			Expect(guest().RemoveCgroup(ctx, h.b)).To(Succeed())
+			Expect(guest().RemoveCgroup(ctx, h.a)).To(Succeed())
+		})
+	})
+
+	Context("when a sub-scheduler dispatches its sibling", func() {
+		It("exits the caller, not the sibling or the root", func(ctx SpecContext) {
+			s1, s2 := newCgroup(ctx, "s1"), newCgroup(ctx, "s2")
+			root := loadRoot(ctx, "root", nil)
+			caller := loadSub(ctx, "parent", "caller", s1, map[string]uint64{"extra_dispatch_cgid": s2.ID})
+			sibling := loadSub(ctx, "child", "sibling", s2, nil)
+			w1, w2 := start(ctx, s1, proto.WorkSleep, 1, workTime), start(ctx, s2, proto.WorkSleep, 1, workTime)
+
+			exitsWith(ctx, caller, "SCX_EXIT_ERROR", distantMsg(s2.ID))
+			Eventually(guest().Trace, settle).Should(HaveTraced("caller", "sub_dispatch", WithField("cgid", s2.ID), WithField("slot", -1)))
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "caller" disabled (runtime error)`))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("caller", fmt.Sprintf("sub1-%d %s", s1.ID, s1.Rel)))
+			finish(ctx, w1)
+			finish(ctx, w2)
+			stillRunning(ctx, root)
+			stillRunning(ctx, sibling)
+		})
+	})
+
+	Context("when a sub-scheduler dispatches its own cgroup", func() {
+		It("exits the caller with SCX_EXIT_ERROR", func(ctx SpecContext) {
+			a := newCgroup(ctx, "a")
+			root := loadRoot(ctx, "root", nil)
+			self := loadSub(ctx, "parent", "self", a, map[string]uint64{"extra_dispatch_cgid": a.ID})
+			w := start(ctx, a, proto.WorkSleep, 1, workTime)
+
+			exitsWith(ctx, self, "SCX_EXIT_ERROR", distantMsg(a.ID))
+			Eventually(guest().Trace, settle).Should(HaveTraced("self", "sub_dispatch", WithField("cgid", a.ID), WithField("slot", -1)))
+			finish(ctx, w)
+			stillRunning(ctx, root)
+		})
+	})
+
+	Context("when the root dispatches only its direct children", func() {
+		// The honesty check: the same hierarchy without the wrong dispatch
+		// must not satisfy the matchers the specs above rely on.
+		It("does not match the distant-dispatch exit", func(ctx SpecContext) {
+			h := buildHierarchy(ctx, nil)
+			for _, w := range h.work {
+				finish(ctx, w)
+			}
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_dispatch", WithField("cgid", h.a.ID), WithField("ret", 1)))
+			for _, s := range []*Sched{h.root, h.mid, h.leaf} {
+				stillRunning(ctx, s)
+			}
+			Expect(guest().KernelLog()).NotTo(HaveLogged("distant sub-sched"))
+			Expect(guest().Dump()).NotTo(HaveDumpHeader("root", "root"))
+		})
+	})
+})

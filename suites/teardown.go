@@ -1,0 +1,96 @@
+package suites
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	. "github.com/scxcheck/scxcheck/matchers"
+	"github.com/scxcheck/scxcheck/probe"
+	"github.com/scxcheck/scxcheck/proto"
+)
+
+var _ = Describe("sub-scheduler teardown", Label("teardown"), func() {
+	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
+
+	It("exits a child with SCX_EXIT_UNREG_KERN when its cgroup is removed", func(ctx SpecContext) {
+		root := loadRoot(ctx, "root", nil)
+		t1 := newCgroup(ctx, "t1")
+		child := loadSub(ctx, "child", "child", t1, nil)
+		finish(ctx, start(ctx, t1, proto.WorkSleep, 1, workTime/2))
+		Expect(guest().RemoveCgroup(ctx, t1)).To(Succeed())
+
+		exitsWith(ctx, child, "SCX_EXIT_UNREG_KERN", fmt.Sprintf("cgroup %d going offline", t1.ID))
+		const rsnCgroupOffline = 2 << 32 // SCX_ECODE_RSN_CGROUP_OFFLINE
+		Expect(child.Exit(ctx)).To(HaveField("ExitCode", BeNumerically("==", rsnCgroupOffline)))
+		Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID)))
+		stillRunning(ctx, root)
+	})
+
+	It("exits the root with SCX_EXIT_SYSRQ and every child with SCX_EXIT_PARENT on sysrq-S", func(ctx SpecContext) {
+		t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
+		root := loadRoot(ctx, "root", nil)
+		c1 := loadSub(ctx, "child", "child1", t1, nil)
+		c2 := loadSub(ctx, "child", "child2", t2, nil)
+		Expect(guest().WriteString(ctx, "/proc/sysrq-trigger", "S")).To(Succeed())
+		exitsWith(ctx, root, "SCX_EXIT_SYSRQ")
+		exitsWith(ctx, c1, "SCX_EXIT_PARENT")
+		exitsWith(ctx, c2, "SCX_EXIT_PARENT")
+		onFairClass(ctx)
+	})
+
+	It("exits a child its parent never sub-dispatches with SCX_EXIT_ERROR_STALL within its timeout", func(ctx SpecContext) {
+		const timeout = 3 * time.Second
+		root := loadRoot(ctx, "root", map[string]uint64{"no_sub_dispatch": 1})
+		t1 := newCgroup(ctx, "t1")
+		child, err := load(ctx, proto.LoadScheduler{Fixture: "child", Name: "starved", Cgroup: t1.Path, TimeoutMs: uint32(timeout / time.Millisecond)})
+		Expect(err).NotTo(HaveOccurred())
+		start(ctx, t1, proto.WorkSleep, 1, workTime)
+		// The watchdog checks every half timeout; allow for that and TCG.
+		exitsWithin(ctx, 2*timeout+settle, child, "SCX_EXIT_ERROR_STALL", MatchRegexp(`\[\d+\] failed to run for \d+\.\d{3}s$`))
+		// The kernel's own account of the stall: at least the timeout the
+		// child asked for, and not wildly more (a watchdog that ignores the
+		// timeout, or fires early, is a bug).
+		stalled := stallSeconds(must(ctx, child.Exit).Msg)
+		Expect(stalled).To(BeNumerically(">=", timeout.Seconds()), "the kernel declared a stall before the child's timeout_ms")
+		Expect(stalled).To(BeNumerically("<", 3*timeout.Seconds()), "the kernel declared the stall long after the child's timeout_ms")
+		stillRunning(ctx, root)
+	})
+
+	It("takes the children down with SCX_EXIT_PARENT, sub_detach before exit, when the root's link closes", func(ctx SpecContext) {
+		t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
+		root := loadRoot(ctx, "root", nil)
+		c1 := loadSub(ctx, "child", "child1", t1, nil)
+		c2 := loadSub(ctx, "child", "child2", t2, nil)
+		Expect(root.Detach(ctx)).To(Succeed())
+		exitsWith(ctx, root, "SCX_EXIT_UNREG")
+		exitsWith(ctx, c1, "SCX_EXIT_PARENT")
+		exitsWith(ctx, c2, "SCX_EXIT_PARENT")
+
+		for _, c := range []struct {
+			s  *Sched
+			cg Cgroup
+		}{{c1, t1}, {c2, t2}} {
+			Eventually(guest().Trace, settle).Should(HaveTraced(c.s.Name, "exit"))
+			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", c.cg.ID)))
+			detach := firstEvent(guest().Trace(), "root", "sub_detach", c.cg.ID)
+			exit := firstEvent(guest().Trace(), c.s.Name, "exit", 0)
+			Expect(detach.Time).To(BeNumerically("<=", exit.Time), "%s: sub_detach at %.6f, exit at %.6f", c.s.Name, detach.Time, exit.Time)
+		}
+		onFairClass(ctx)
+	})
+})
+
+// stallSeconds reads the seconds from "<comm>[<pid>] failed to run for S.MMMs".
+func stallSeconds(msg string) float64 {
+	GinkgoHelper()
+	i := strings.LastIndex(msg, " for ")
+	Expect(i).To(BeNumerically(">=", 0), "stall message %q", msg)
+	secs, err := strconv.ParseFloat(strings.TrimSuffix(msg[i+len(" for "):], "s"), 64)
+	Expect(err).NotTo(HaveOccurred(), "stall message %q", msg)
+	return secs
+}
