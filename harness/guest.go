@@ -130,12 +130,13 @@ func (h *Harness) boot(ctx context.Context, why string) error {
 		boot = func(ctx context.Context, _ vm.Config) (*vm.Machine, error) { return h.opts.Boot(ctx) }
 	}
 	m, err := boot(ctx, vm.Config{
-		Kernel:     h.opts.Kernel,
-		Initramfs:  h.initramfs,
-		Accel:      accel,
-		TCGThreads: h.opts.TCGThreads,
-		QEMU:       h.opts.QEMU,
-		Log:        h.opts.Log,
+		Kernel:      h.opts.Kernel,
+		Initramfs:   h.initramfs,
+		Accel:       accel,
+		TCGThreads:  h.opts.TCGThreads,
+		QEMU:        h.opts.QEMU,
+		Log:         h.opts.Log,
+		KVMVerdicts: h.opts.KVMVerdicts,
 	})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", h.opts.Kernel, err)

@@ -46,6 +46,9 @@ type Options struct {
 	// OnSpec, if set, receives the record of every spec that ran, after
 	// its artifacts are written.
 	OnSpec func(SpecRecord)
+	// KVMVerdicts is vm.Config.KVMVerdicts: where failed KVM probes are
+	// remembered; "" probes on every boot.
+	KVMVerdicts string
 	// Boot, if set, replaces booting a VM: the replay of a spec inside
 	// the guest (package repro) runs the specs on a local vm.Machine.
 	Boot func(ctx context.Context) (*vm.Machine, error)

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"text/template"
@@ -19,7 +16,6 @@ import (
 	"github.com/scxcheck/scxcheck/harness"
 
 	"github.com/scxcheck/scxcheck/agent"
-	"github.com/scxcheck/scxcheck/initramfs"
 	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/vm"
 )
@@ -40,34 +36,11 @@ const (
 // static build of cmd/scxcheck with the go command into dir, when the
 // running program's module is known.
 func Binary(dir string, selfIsScxcheck bool) (string, error) {
-	if p := os.Getenv("SCXCHECK_REPRO_BIN"); p != "" {
-		return p, vm.CheckStatic(p)
+	bin, err := vm.StaticBinary(vm.BinarySource{Env: "SCXCHECK_REPRO_BIN", Self: selfIsScxcheck, Package: "cmd/scxcheck", Dir: dir})
+	if err != nil {
+		return "", fmt.Errorf("reproduction bundle: %w", err)
 	}
-	if selfIsScxcheck {
-		self, err := os.Executable()
-		if err != nil {
-			return "", fmt.Errorf("reproduction bundle: %w", err)
-		}
-		return self, vm.CheckStatic(self)
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Path == "" {
-		return "", errors.New("reproduction bundle: no scxcheck binary for the initramfs (set SCXCHECK_REPRO_BIN)")
-	}
-	out := filepath.Join(dir, "scxcheck")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, bi.Main.Path+"/cmd/scxcheck")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	// Build in the module this was compiled from (a test binary runs
-	// anywhere; its source path is known unless built with -trimpath).
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		if root := filepath.Dir(filepath.Dir(file)); fileExists(filepath.Join(root, "go.mod")) {
-			cmd.Dir = root
-		}
-	}
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("reproduction bundle: go build %s/cmd/scxcheck: %v\n%s", bi.Main.Path, err, b)
-	}
-	return out, nil
+	return bin, nil
 }
 
 // Writer writes the bundles of one run: the kernel and the initramfs are
@@ -186,12 +159,7 @@ func (w *Writer) writeInitramfs(dst string) error {
 		}
 		w.Binary = bin
 	}
-	if err := vm.CheckStatic(bin); err != nil {
-		return err
-	}
-	var a initramfs.Archive
-	a.Add(initramfs.File{Name: "/init", Mode: 0o755, Source: bin})
-	if err := a.WriteFile(dst); err != nil {
+	if err := vm.WriteInitramfs(dst, bin); err != nil {
 		return fmt.Errorf("bundle: write initramfs: %w", err)
 	}
 	w.initramfs = dst

@@ -3,10 +3,12 @@ package vm
 import (
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -37,37 +39,107 @@ func CheckStatic(path string) error {
 // when it is static (scxcheck hands over to the agent as PID 1, but links
 // far more, which costs ~0.3 s of boot under TCG).
 func AgentBinary(dir string) (string, error) {
-	if p := os.Getenv("SCXCHECK_AGENT"); p != "" {
-		return p, CheckStatic(p)
-	}
-	self, err := os.Executable()
+	bin, err := StaticBinary(BinarySource{Env: "SCXCHECK_AGENT", Beside: "scxcheck-agent", Package: "cmd/scxcheck-agent",
+		Dir: dir, SelfIfStatic: true, LDFlags: "-s -w"})
 	if err != nil {
 		return "", fmt.Errorf("find agent binary: %w", err)
 	}
-	beside := filepath.Join(filepath.Dir(self), "scxcheck-agent")
-	if _, err := os.Stat(beside); err == nil {
-		return beside, CheckStatic(beside)
+	return bin, nil
+}
+
+// BinarySource says where StaticBinary looks for a static executable.
+type BinarySource struct {
+	// Env names an environment variable that holds its path, if set.
+	Env string
+	// Self: the running program is the executable wanted.
+	Self bool
+	// Beside is a file name to look for next to the running program.
+	Beside string
+	// Package is the main package (relative to the running program's
+	// module) to build with the go command into Dir, with LDFlags.
+	Package, Dir, LDFlags string
+	// SelfIfStatic: fall back to the running program when it is static.
+	SelfIfStatic bool
+}
+
+// StaticBinary finds or builds a static x86-64 executable, in the order of
+// BinarySource's fields, and checks it is static (the initramfs has no
+// dynamic loader).
+func StaticBinary(src BinarySource) (string, error) {
+	if src.Env != "" {
+		if p := os.Getenv(src.Env); p != "" {
+			return p, CheckStatic(p)
+		}
 	}
-	bi, ok := debug.ReadBuildInfo()
-	if ok && bi.Main.Path != "" {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if src.Self {
+		return self, CheckStatic(self)
+	}
+	if src.Beside != "" {
+		beside := filepath.Join(filepath.Dir(self), src.Beside)
+		if _, err := os.Stat(beside); err == nil {
+			return beside, CheckStatic(beside)
+		}
+	}
+	buildErr := errors.New("the running program's module is unknown")
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" && src.Package != "" {
+		buildErr = errors.New("no go command to build it")
 		if _, err := exec.LookPath("go"); err == nil {
-			out := filepath.Join(dir, "scxcheck-agent")
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, bi.Main.Path+"/cmd/scxcheck-agent")
+			out := filepath.Join(src.Dir, filepath.Base(src.Package))
+			args := []string{"build", "-trimpath", "-o", out}
+			if src.LDFlags != "" {
+				args = append(args, "-ldflags="+src.LDFlags)
+			}
+			cmd := exec.Command("go", append(args, bi.Main.Path+"/"+src.Package)...)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			// Build in the module this was compiled from (a test binary
+			// runs anywhere; its source path is known unless built with
+			// -trimpath).
+			if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+				if root := filepath.Dir(filepath.Dir(file)); fileExists(filepath.Join(root, "go.mod")) {
+					cmd.Dir = root
+				}
+			}
 			b, err := cmd.CombinedOutput()
 			if err == nil {
 				return out, nil
 			}
-			if CheckStatic(self) != nil {
-				return "", fmt.Errorf("build the agent: go build %s/cmd/scxcheck-agent: %v\n%s", bi.Main.Path, err, b)
-			}
+			buildErr = fmt.Errorf("go build %s/%s: %v\n%s", bi.Main.Path, src.Package, err, b)
 		}
 	}
-	if err := CheckStatic(self); err != nil {
-		return "", fmt.Errorf("find agent binary: no scxcheck-agent beside %s, no go command to build one, and %w", self, err)
+	if src.SelfIfStatic && CheckStatic(self) == nil {
+		return self, nil
 	}
-	return self, nil
+	return "", buildErr
 }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// CheckQEMU returns an ErrNoQEMU error saying how to install QEMU unless
+// the binary qemu (a name or a path) can be run.
+func CheckQEMU(qemu string) (string, error) {
+	p, err := exec.LookPath(qemu)
+	if err != nil {
+		return "", noQEMUError(qemu)
+	}
+	return p, nil
+}
+
+// noQEMUError says which QEMU is missing and how to install it; it wraps
+// ErrNoQEMU.
+type noQEMUError string
+
+func (e noQEMUError) Error() string {
+	return string(e) + " not found: install QEMU (on Debian: apt-get install qemu-system-x86) or pass --qemu PATH"
+}
+
+func (e noQEMUError) Unwrap() error { return ErrNoQEMU }
 
 // PowerOffInit returns a minimal static x86-64 ELF executable that powers the
 // machine off at once: the init of a bare boot, to measure what the kernel

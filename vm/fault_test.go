@@ -3,11 +3,12 @@ package vm
 import (
 	"errors"
 	"fmt"
-	"github.com/scxcheck/scxcheck/outcome"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scxcheck/scxcheck/outcome"
 )
 
 // exitedMachine is a Machine whose QEMU has gone with exitErr, after

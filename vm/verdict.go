@@ -3,11 +3,12 @@ package vm
 import (
 	"errors"
 	"fmt"
-	"github.com/scxcheck/scxcheck/outcome"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/scxcheck/scxcheck/outcome"
 )
 
 // Verdict is what scxcheck concludes about a machine that is not healthy.

@@ -108,6 +108,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Log receives one-line notices (accelerator fallback, say); nil discards.
 	Log func(format string, args ...any)
+	// KVMVerdicts, if set, is a file remembering failed KVM probes of
+	// AccelAuto per host, QEMU and kernel for KVMVerdictTTL: a boot with a
+	// remembered failure skips the probe and says so.
+	KVMVerdicts string
 	// waitAgent false boots without an agent: the bare boot of the benchmark.
 	bare bool
 }
@@ -158,7 +162,12 @@ func Boot(ctx context.Context, cfg Config) (*Machine, error) {
 		cfg.Accel = AccelAuto
 	}
 	if cfg.Accel == AccelAuto {
+		key := probeKey(cfg.qemuPath(), cfg.Kernel)
 		if reason := kvmUnavailable(); reason != "" {
+			cfg.Accel = AccelTCG
+		} else if v, ok := rememberedKVMFailure(cfg.KVMVerdicts, key, time.Now()); cfg.KVMVerdicts != "" && ok {
+			cfg.logf("KVM probe skipped: it failed %s ago with this host, QEMU and kernel (%s); using TCG (remembered in %s for %s; delete it to probe again)",
+				time.Since(v.Failed).Round(time.Second), v.Reason, cfg.KVMVerdicts, KVMVerdictTTL)
 			cfg.Accel = AccelTCG
 		} else {
 			probe := cfg
@@ -166,16 +175,36 @@ func Boot(ctx context.Context, cfg Config) (*Machine, error) {
 			probe.ReadyTimeout = KVMProbeTimeout
 			m, err := boot(ctx, probe)
 			if err == nil {
+				if cfg.KVMVerdicts != "" {
+					_ = rememberKVM(cfg.KVMVerdicts, key, false, "", time.Now())
+				}
 				return m, nil
 			}
 			if ctx.Err() != nil {
 				return nil, err
 			}
 			cfg.logf("KVM probe failed (%v); falling back to TCG", firstLine(err))
+			if cfg.KVMVerdicts != "" {
+				if err := rememberKVM(cfg.KVMVerdicts, key, true, firstLine(err), time.Now()); err != nil {
+					cfg.logf("remember the failed KVM probe: %v", err)
+				}
+			}
 			cfg.Accel = AccelTCG
 		}
 	}
 	return boot(ctx, cfg)
+}
+
+// qemuPath is the QEMU binary's path, as far as it can be found.
+func (c Config) qemuPath() string {
+	q := c.QEMU
+	if q == "" {
+		q = "qemu-system-x86_64"
+	}
+	if p, err := exec.LookPath(q); err == nil {
+		return p
+	}
+	return q
 }
 
 func (c Config) logf(format string, args ...any) {
@@ -198,9 +227,9 @@ func boot(ctx context.Context, cfg Config) (_ *Machine, err error) {
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
-	qemuPath, err := exec.LookPath(qemu)
+	qemuPath, err := CheckQEMU(qemu)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not installed or not in PATH (on Debian: apt-get install qemu-system-x86)", ErrNoQEMU, qemu)
+		return nil, err
 	}
 	for _, f := range []string{cfg.Kernel, cfg.Initramfs} {
 		if _, err := os.Stat(f); err != nil {

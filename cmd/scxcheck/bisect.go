@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/onsi/ginkgo/v2/types"
-
 	"github.com/scxcheck/scxcheck/bisect"
 	"github.com/scxcheck/scxcheck/internal/runner"
 	"github.com/scxcheck/scxcheck/kernel/build"
@@ -110,8 +108,8 @@ func cmdBisect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := o.k.tcgThreads(); err != nil {
 		return err
 	}
-	if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
-		return usageErrorf("--label-filter %q: %v", o.labelFilter, err)
+	if err := checkLabelFilter(o.labelFilter); err != nil {
+		return err
 	}
 	if err := bisect.Check(ctx, o.k.build.tree, o.good, o.bad); err != nil {
 		return badInput(err)

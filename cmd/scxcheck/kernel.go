@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"text/tabwriter"
 
 	"github.com/scxcheck/scxcheck/kernel"
@@ -58,8 +57,8 @@ func (k *kernelFlags) cacheDir() (string, error) {
 
 // checkQEMU fails early, with what to install, when QEMU is missing.
 func (k *kernelFlags) checkQEMU() error {
-	if _, err := exec.LookPath(k.qemu); err != nil {
-		return infraError(fmt.Errorf("%s not found: install QEMU (on Debian: apt-get install qemu-system-x86) or pass --qemu PATH", k.qemu))
+	if _, err := vm.CheckQEMU(k.qemu); err != nil {
+		return infraError(err)
 	}
 	return nil
 }

@@ -91,13 +91,7 @@ func runMatrix(ctx context.Context, fs *flag.FlagSet, k *kernelFlags, junitPath,
 	reports := make([][]runner.SpecResult, len(cols))
 	exits := make([]int, len(cols))
 	for i, c := range cols {
-		args := []string{"run", "--kernel=" + c.img.Boot}
-		fs.Visit(func(f *flag.Flag) {
-			if kernelSourceFlags[f.Name] || matrixFlags[f.Name] {
-				return
-			}
-			args = append(args, "--"+f.Name+"="+f.Value.String())
-		})
+		args := childRunArgs(fs, c.img.Boot, matrixFlags)
 		report := filepath.Join(dir, c.label+".json")
 		args = append(args, "--json-report="+report)
 		if junitPath != "" {

@@ -24,7 +24,6 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/scxcheck/scxcheck/internal/ginkgopar"
-	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/vm"
 )
 
@@ -112,18 +111,8 @@ func writeResult(path string, res harness.Result) error {
 	return nil
 }
 
-// parallelChildArgs returns a child's `scxcheck run` arguments: the flags
-// the user set, the kernel resolved once by the parent, not --procs.
-func parallelChildArgs(fs *flag.FlagSet, img *kernel.Image) []string {
-	args := []string{"run", "--kernel=" + img.Boot}
-	fs.Visit(func(f *flag.Flag) {
-		if kernelSourceFlags[f.Name] || f.Name == "procs" || f.Name == "repeat" {
-			return
-		}
-		args = append(args, "--"+f.Name+"="+f.Value.String())
-	})
-	return args
-}
+// parallelFlags are the flags a parallel run handles itself.
+var parallelFlags = map[string]bool{"procs": true, "repeat": true}
 
 // runParallel runs the suites in procs child processes and merges their
 // results; rc configures the report printed here.
@@ -147,7 +136,7 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, t target, procs int, rc 
 	defer srv.Close()
 
 	fmt.Fprintf(stderr, "scxcheck: kernel %s, %d processes\n", img.Boot, procs)
-	args := parallelChildArgs(fs, img)
+	args := childRunArgs(fs, img.Boot, parallelFlags)
 	seed := time.Now().Unix()
 	var wg sync.WaitGroup
 	exits := make([]error, procs)

@@ -25,12 +25,14 @@ var kernelSourceFlags = map[string]bool{
 // repeatFlags are the flags a repeated run handles itself.
 var repeatFlags = map[string]bool{"repeat": true, "junit": true, "artifacts": true, "json-report": true}
 
-// childRunArgs returns the arguments of one child `scxcheck run`: every flag
-// the user set, except those above, and the resolved kernel.
-func childRunArgs(fs *flag.FlagSet, img *kernel.Image) []string {
-	args := []string{"run", "--kernel=" + img.Boot}
+// childRunArgs returns the arguments of a child `scxcheck run` of a repeated,
+// parallel or matrix run: `run --kernel=<kernel>`, then every flag the user
+// set except the kernel source flags (the parent resolved the kernel once)
+// and those the parent handles itself (skip).
+func childRunArgs(fs *flag.FlagSet, kernel string, skip map[string]bool) []string {
+	args := []string{"run", "--kernel=" + kernel}
 	fs.Visit(func(f *flag.Flag) {
-		if kernelSourceFlags[f.Name] || repeatFlags[f.Name] {
+		if kernelSourceFlags[f.Name] || skip[f.Name] {
 			return
 		}
 		args = append(args, "--"+f.Name+"="+f.Value.String())
@@ -56,7 +58,7 @@ func runRepeated(ctx context.Context, fs *flag.FlagSet, img *kernel.Image, n int
 		defer os.RemoveAll(dir)
 	}
 	cfg := runner.Config{
-		Command: append([]string{self}, childRunArgs(fs, img)...),
+		Command: append([]string{self}, childRunArgs(fs, img.Boot, repeatFlags)...),
 		Runs:    n,
 		Dir:     dir,
 		Stdout:  stderr,

@@ -5,8 +5,6 @@ import (
 	"io"
 	"slices"
 	"testing"
-
-	"github.com/scxcheck/scxcheck/kernel"
 )
 
 // A repeated run passes the user's flags on to each child run, except the
@@ -30,7 +28,7 @@ func TestChildRunArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := childRunArgs(fs, &kernel.Image{Boot: "/cache/vmlinux"})
+	got := childRunArgs(fs, "/cache/vmlinux", repeatFlags)
 	want := []string{"run", "--kernel=/cache/vmlinux", "--accel=tcg", "--label-filter=boot || dispatch", "--v=true"}
 	if !slices.Equal(got, want) {
 		t.Errorf("child args %q, want %q", got, want)

@@ -48,8 +48,8 @@ Example: scxcheck repro --out bundles --focus 'dispatches its grandchild'`, stdo
 	if out == "" {
 		return usageErrorf("repro: --out DIR is required")
 	}
-	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
-		return usageErrorf("--label-filter %q: %v", labelFilter, err)
+	if err := checkLabelFilter(labelFilter); err != nil {
+		return err
 	}
 	t, err := k.resolve(ctx, stderr)
 	if err != nil {

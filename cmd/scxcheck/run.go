@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scxcheck/scxcheck/harness"
@@ -66,8 +69,8 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	if err != nil {
 		return usageErrorf("run: %v", err)
 	}
-	if _, err := types.ParseLabelFilter(labelFilter); err != nil {
-		return usageErrorf("--label-filter %q: %v", labelFilter, err)
+	if err := checkLabelFilter(labelFilter); err != nil {
+		return err
 	}
 	if len(k.kernels) > 1 {
 		if child != nil {
@@ -113,14 +116,19 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	}
 	onSpec, closeBundles := failureBundles(img, artifacts, stderr) // repro.go
 	defer closeBundles()
+	verdicts := ""
+	if dir, err := k.cacheDir(); err == nil {
+		verdicts = filepath.Join(dir, "kvm-probe.json")
+	}
 	res := suites.Run(&fakeT{}, harness.Options{
-		Kernel:     img.Boot,
-		Accel:      accel,
-		TCGThreads: threads,
-		QEMU:       k.qemu,
-		Artifacts:  artifacts,
-		OnSpec:     onSpec,
-		Log:        func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
+		KVMVerdicts: verdicts,
+		Kernel:      img.Boot,
+		Accel:       accel,
+		TCGThreads:  threads,
+		QEMU:        k.qemu,
+		Artifacts:   artifacts,
+		OnSpec:      onSpec,
+		Log:         func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
 	if child != nil {
 		if err := child.finish(res); err != nil {
@@ -171,4 +179,21 @@ func (t *fakeT) Fail() { t.failed = true }
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// checkLabelFilter refuses a label filter Ginkgo cannot parse, in one
+// plain line (Ginkgo's own error is several lines of terminal colours).
+func checkLabelFilter(filter string) error {
+	_, err := types.ParseLabelFilter(filter)
+	if err == nil {
+		return nil
+	}
+	var ge types.GinkgoError
+	if errors.As(err, &ge) {
+		// The message is the filter with the error marked up for a
+		// terminal, then the reason on its own line.
+		lines := strings.Split(strings.TrimSpace(ge.Message), "\n")
+		return usageErrorf("--label-filter %q: %s: %s", filter, strings.ToLower(ge.Heading), strings.TrimSpace(lines[len(lines)-1]))
+	}
+	return usageErrorf("--label-filter %q: %v", filter, err)
 }
