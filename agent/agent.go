@@ -10,6 +10,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,34 +47,34 @@ type Config struct {
 // fatal error it says why on the console and powers the VM off, so the host
 // sees QEMU exit.
 func Main(cfg Config) {
-	err := run(cfg)
+	err := run(cfg, linux{})
 	fmt.Fprintf(os.Stderr, "scxcheck-agent: %v\n", err)
 	powerOff()
 }
 
-func run(cfg Config) error {
+func run(cfg Config, sys system) error {
 	start := uptime()
-	if err := mountAll(); err != nil {
+	if err := mountAll(sys); err != nil {
 		return err
 	}
 	mounted := uptime()
-	redirectStdio()
-	if v, ok := replayRequested(); ok {
+	sys.RedirectStdio()
+	if v, ok := replayRequested(sys); ok {
 		return replay(cfg, v) // a reproduction bundle's boot (local.go)
 	}
 
-	ctl, err := openPort(proto.ControlPort)
+	ctl, err := openPort(sys, proto.ControlPort)
 	if err != nil {
 		return err
 	}
-	evPort, err := openPort(proto.EventsPort)
+	evPort, err := openPort(sys, proto.EventsPort)
 	if err != nil {
 		return err
 	}
 	events := newEventWriter(evPort)
 
-	go streamKmsg(events)
-	go streamTrace(events)
+	go streamKmsg(sys, events)
+	go streamTrace(sys, events)
 
 	ready := uptime()
 	events.send(proto.Event{Kind: proto.EventReady, Time: ready,
@@ -98,44 +99,29 @@ var mounts = []mount{
 	{"tmpfs", "/tmp", "tmpfs", false},
 }
 
-func mountAll() error {
+func mountAll(sys system) error {
 	for _, m := range mounts {
-		if err := os.MkdirAll(m.target, 0o755); err != nil && !m.optional {
+		if err := sys.MkdirAll(m.target); err != nil && !m.optional {
 			return fmt.Errorf("create mount point %s: %w", m.target, err)
 		}
-		if err := unix.Mount(m.source, m.target, m.fstype, 0, ""); err != nil && !m.optional {
+		if err := sys.Mount(m.source, m.target, m.fstype); err != nil && !m.optional {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
 		}
 	}
 	return nil
 }
 
-// redirectStdio points fds 0-2 at the console: the initramfs has no
-// /dev/console node, so the kernel started init without them.
-func redirectStdio() {
-	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return
-	}
-	for i := 0; i <= 2; i++ {
-		_ = unix.Dup2(fd, i)
-	}
-	if fd > 2 {
-		unix.Close(fd)
-	}
-}
-
 // openPort opens the virtio-serial port QEMU named name. Without udev there
 // is no /dev/virtio-ports/ symlink, so the names are read from sysfs.
-func openPort(name string) (*os.File, error) {
-	dirs, _ := filepath.Glob("/sys/class/virtio-ports/*")
+func openPort(sys system, name string) (io.ReadWriteCloser, error) {
+	dirs, _ := sys.Glob("/sys/class/virtio-ports/*")
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "name"))
+		b, err := sys.ReadFile(filepath.Join(d, "name"))
 		if err != nil || strings.TrimSpace(string(b)) != name {
 			continue
 		}
 		dev := filepath.Join("/dev", filepath.Base(d))
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		f, err := sys.Open(dev, true)
 		if err != nil {
 			return nil, fmt.Errorf("open virtio-serial port %s (%s): %w", name, dev, err)
 		}

@@ -34,8 +34,8 @@ func (e *eventWriter) agentf(format string, args ...any) {
 }
 
 // streamKmsg forwards every /dev/kmsg record, from the first one of the boot.
-func streamKmsg(ev *eventWriter) {
-	f, err := os.Open("/dev/kmsg")
+func streamKmsg(sys system, ev *eventWriter) {
+	f, err := sys.Open("/dev/kmsg", false)
 	if err != nil {
 		ev.agentf("open /dev/kmsg: %v", err)
 		return
@@ -75,15 +75,15 @@ func parseKmsg(rec string) (proto.Event, bool) {
 
 // streamTrace forwards trace_pipe lines: bpf_printk output of the fixtures and
 // the sched_ext tracepoints the agent enables.
-func streamTrace(ev *eventWriter) {
+func streamTrace(sys system, ev *eventWriter) {
 	const tracing = "/sys/kernel/tracing"
 	for _, event := range []string{"sched_ext/sched_ext_dump"} {
 		p := tracing + "/events/" + event + "/enable"
-		if err := os.WriteFile(p, []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+		if err := sys.WriteFile(p, []byte("1")); err != nil && !os.IsNotExist(err) {
 			ev.agentf("enable trace event %s: %v", event, err)
 		}
 	}
-	f, err := os.Open(tracing + "/trace_pipe")
+	f, err := sys.Open(tracing+"/trace_pipe", false)
 	if err != nil {
 		ev.agentf("open trace_pipe: %v", err)
 		return

@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -16,8 +15,8 @@ import (
 const ReplayParam = "scxcheck.repro"
 
 // replayRequested returns ReplayParam's value from /proc/cmdline.
-func replayRequested() (string, bool) {
-	b, err := os.ReadFile("/proc/cmdline")
+func replayRequested(sys system) (string, bool) {
+	b, err := sys.ReadFile("/proc/cmdline")
 	if err != nil {
 		return "", false
 	}
@@ -45,12 +44,12 @@ func replay(cfg Config, value string) error {
 // ctl ends.
 func ServeLocal(ctl io.ReadWriteCloser, events io.Writer) error {
 	w := events
-	if port, err := openPort(proto.EventsPort); err == nil {
+	if port, err := openPort(linux{}, proto.EventsPort); err == nil {
 		w = io.MultiWriter(events, port)
 	}
 	ev := newEventWriter(w)
-	go streamKmsg(ev)
-	go streamTrace(ev)
+	go streamKmsg(linux{}, ev)
+	go streamTrace(linux{}, ev)
 	ev.send(proto.Event{Kind: proto.EventReady, Time: uptime(), Line: Version + " (in-guest replay)"})
 	return proto.Serve(ctl, localService{Service: &Service{events: ev}, ctl: ctl})
 }
@@ -72,7 +71,7 @@ func (l localService) PowerOff(_ proto.Empty, _ *proto.Empty) error {
 }
 
 // OpenPort opens the virtio-serial port QEMU named name.
-func OpenPort(name string) (*os.File, error) { return openPort(name) }
+func OpenPort(name string) (io.ReadWriteCloser, error) { return openPort(linux{}, name) }
 
 // PowerOff syncs and powers the machine off; it does not return.
 func PowerOff() { powerOff() }

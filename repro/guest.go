@@ -34,8 +34,10 @@ func ReplayInGuest(value string) error {
 	out := o.Format()
 	os.Stdout.WriteString(out)
 	if port, err := agent.OpenPort(OutcomePort); err == nil {
-		port.WriteString(out)
-		port.Sync()
+		io.WriteString(port, out)
+		if f, ok := port.(*os.File); ok {
+			f.Sync()
+		}
 		port.Close()
 	}
 	time.Sleep(100 * time.Millisecond) // let the port drain to the host

@@ -12,22 +12,10 @@
 // what a Ginkgo client uses. The clients speak HTTP when their environment
 // has GINKGO_PARALLEL_PROTOCOL=HTTP (see ClientEnv).
 //
-// Copyright (c) 2013-2014 Onsi Fakhouri. Used under the MIT License:
-// Permission is hereby granted, free of charge, to any person obtaining a
-// copy of this software and associated documentation files (the
-// "Software"), to deal in the Software without restriction, including
-// without limitation the rights to use, copy, modify, merge, publish,
-// distribute, sublicense, and/or sell copies of the Software, and to permit
-// persons to whom the Software is furnished to do so, subject to the
-// following conditions: The above copyright notice and this permission
-// notice shall be included in all copies or substantial portions of the
-// Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND,
-// EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF
-// MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN
-// NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
-// DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
-// OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE
-// USE OR OTHER DEALINGS IN THE SOFTWARE.
+// Ginkgo's copyright and MIT licence, under which this code is used, are in
+// NOTICE beside this file. TestGinkgoVersion fails when go.mod moves to
+// another Ginkgo: compare the new parallel_support with this copy, then
+// update CopiedFrom.
 package ginkgopar
 
 import (
@@ -41,6 +29,9 @@ import (
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 )
+
+// CopiedFrom is the Ginkgo version this server was copied from.
+const CopiedFrom = "v2.34.0"
 
 // ClientEnv is the environment variable a Ginkgo client process needs to
 // talk to this server.
