@@ -1,0 +1,4 @@
+int added(void)
+{
+	return 0;
+}
