@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/scxcheck/scxcheck/coverage/diff"
@@ -351,18 +350,4 @@ func judge(img []imageLine, pl *placement) *result {
 		r.confidence /= 2
 	}
 	return r
-}
-
-// Files returns the files the changes are in, sorted.
-func (c *Changes) Files() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, h := range c.Hunks {
-		if h.File != "" && !seen[h.File] {
-			seen[h.File] = true
-			out = append(out, h.File)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

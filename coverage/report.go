@@ -65,7 +65,7 @@ func NewReport(tree fs.FS, changes *Changes, cov *gcov.Merged) (*Report, error) 
 		if err != nil {
 			return nil, fmt.Errorf("coverage report: %w", err)
 		}
-		fr := &FileReport{Path: path, source: strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n"), cov: total.Files[path]}
+		fr := &FileReport{Path: path, source: strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n"), "\n"), cov: total.Files[path]}
 		fr.Instrumented = fr.cov != nil && len(fr.cov.Lines) > 0
 		for _, n := range lines[path] {
 			lr := LineReport{Line: n, Text: fr.text(n)}
