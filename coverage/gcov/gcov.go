@@ -153,7 +153,9 @@ func (l *Line) add(o *Line) {
 
 // Relative makes the paths of the files below root relative to it (as
 // "kernel/sched/ext/ext.c"), so that they name the same files as a patch
-// does. Files elsewhere (system headers) keep their paths.
+// does. root is where the sources were when the objects were compiled (the
+// kernel tree the build ran in). Files elsewhere (system headers) keep
+// their paths; two spellings of one file are merged.
 func (c *Coverage) Relative(root string) {
 	root = filepath.Clean(root)
 	files := c.Files

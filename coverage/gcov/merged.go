@@ -95,7 +95,7 @@ func (m *Merged) ExecutedBy(file string, line int) []string {
 }
 
 // Relative makes the paths of every run and of the total relative to root,
-// as Coverage.Relative does.
+// as Coverage.Relative does (the runs' Coverage values change with it).
 func (m *Merged) Relative(root string) {
 	runs := m.runs
 	*m = Merged{}
