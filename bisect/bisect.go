@@ -3,8 +3,6 @@ package bisect
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // Config describes a bisection.
@@ -285,8 +285,7 @@ func prepareClone(ctx context.Context, tree, dir string) (string, error) {
 		return "", fmt.Errorf("%w: %s: %v", ErrInput, tree, err)
 	}
 	top = strings.TrimSpace(top)
-	h := sha256.Sum256([]byte(top))
-	clone := filepath.Join(dir, filepath.Base(top)+"-"+hex.EncodeToString(h[:4]))
+	clone := filepath.Join(dir, filepath.Base(top)+"-"+fsutil.HashString(top)[:8])
 	if _, err := os.Stat(filepath.Join(clone, ".git")); err != nil {
 		os.RemoveAll(clone)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

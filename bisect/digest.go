@@ -6,10 +6,10 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // Digest identifies what a kernel image runs, so that two builds of the
@@ -70,14 +70,9 @@ func buildStamp(data []byte) []byte {
 }
 
 func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
+	h, err := fsutil.HashFile(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "file:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "file:" + h.SHA256, nil
 }

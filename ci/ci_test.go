@@ -174,7 +174,7 @@ func TestGitHubActionsExample(t *testing.T) {
 				switch {
 				case strings.Contains(s.With["path"], "scxcheck/kernels") && strings.Contains(s.With["key"], "KERNEL_RELEASE"):
 					caches["kernel"] = true
-				case strings.Contains(s.With["path"], "scxcheck/build") && strings.Contains(s.With["key"], "kconfig"):
+				case strings.Contains(s.With["path"], "scxcheck/build") && strings.Contains(s.With["key"], "kernel/kconfig/fragments/"):
 					caches["build"] = true
 					buildCache = true
 				}
@@ -199,7 +199,7 @@ func TestGitHubActionsExample(t *testing.T) {
 		}
 	}
 	if !caches["kernel"] || !caches["build"] {
-		t.Errorf("want a kernel cache keyed on KERNEL_RELEASE and a build cache keyed on kconfig/, got %v", caches)
+		t.Errorf("want a kernel cache keyed on KERNEL_RELEASE and a build cache keyed on kernel/kconfig/fragments/, got %v", caches)
 	}
 }
 
@@ -298,7 +298,7 @@ func TestGitLabCIExample(t *testing.T) {
 // The README points at the gate and the examples; docs/ci.md describes them.
 func TestREADMEDescribesExamples(t *testing.T) {
 	for file, wants := range map[string][]string{
-		"../README.md":   {"ci/gate", "ci/examples/", "docs/ci.md"},
+		"../README.md":  {"ci/gate", "ci/examples/", "docs/ci.md"},
 		"../docs/ci.md": {"ci/gate", "ci/examples/github-actions.yml", "ci/examples/gitlab-ci.yml"},
 	} {
 		b, err := os.ReadFile(file)

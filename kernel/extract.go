@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // maxVmlinux bounds the size of a decompressed kernel.
@@ -39,7 +40,7 @@ func ExtractVmlinux(bzImage, out string) error {
 	if err != nil {
 		return fmt.Errorf("extract vmlinux from %s: %w", bzImage, err)
 	}
-	if err := writeFileAtomic(out, vmlinux, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(out, vmlinux, 0o644); err != nil {
 		return fmt.Errorf("extract vmlinux from %s: %w", bzImage, err)
 	}
 	return nil
@@ -169,32 +170,4 @@ func compressionName(p []byte) string {
 		}
 	}
 	return "unknown"
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// to path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

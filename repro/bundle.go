@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"github.com/scxcheck/scxcheck/harness"
 
 	"github.com/scxcheck/scxcheck/agent"
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/vm"
 )
@@ -85,7 +85,7 @@ func (w *Writer) Write(dir string, rec harness.SpecRecord) error {
 		return err
 	}
 	if w.Kernel.Config != "" {
-		if err := copyFile(w.Kernel.Config, filepath.Join(dir, "config")); err != nil {
+		if err := fsutil.CopyFile(w.Kernel.Config, filepath.Join(dir, "config")); err != nil {
 			return fmt.Errorf("bundle: %w", err)
 		}
 	}
@@ -135,7 +135,7 @@ func (w *Writer) shared(first *string, src, dst string) error {
 	if *first != "" {
 		src = *first
 	}
-	if err := copyFile(src, dst); err != nil {
+	if err := fsutil.CopyFile(src, dst); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	*first = dst
@@ -463,7 +463,7 @@ func copyLogs(src, dst string) error {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	for _, name := range []string{"console.log", "trace.txt", "kmsg.txt", "dump.txt", "exits.json", "spec.json"} {
-		if err := copyFile(filepath.Join(src, name), filepath.Join(dst, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fsutil.CopyFile(filepath.Join(src, name), filepath.Join(dst, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("bundle: %w", err)
 		}
 	}
@@ -473,27 +473,4 @@ func copyLogs(src, dst string) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, dst)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/kernel/build"
+	"github.com/scxcheck/scxcheck/kernel/kconfig"
 )
 
 // buildFlags are the flags that make scxcheck build a kernel from source.
@@ -57,7 +58,7 @@ func (b *buildFlags) registerJobs(fs *flag.FlagSet) {
 func (b *buildFlags) registerAll(fs *flag.FlagSet) {
 	b.registerSource(fs)
 	fs.StringVar(&b.base, "base", "tinyconfig", "base config the fragments are merged onto: tinyconfig, defconfig, allnoconfig or a config `file`")
-	fs.Var(&b.configs, "config", "merge this config fragment `file` after scxcheck's own (kconfig/sub-sched.config, kconfig/vm.config) (repeatable)")
+	fs.Var(&b.configs, "config", "merge this config fragment `file` after scxcheck's own (kernel/kconfig/fragments/sub-sched.config, vm.config) (repeatable)")
 	fs.StringVar(&b.pahole, "pahole", "", "use this pahole (v1.26 or newer) `binary` (default: the system's if new enough, else Debian trixie's, fetched into the cache)")
 	b.registerJobs(fs)
 	fs.BoolVar(&b.force, "force", false, "build even if the cache holds this kernel")
@@ -76,9 +77,9 @@ func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Opti
 			return build.Options{}, usageErrorf("--series: %v", err)
 		}
 	}
-	frags := build.DefaultFragments()
+	frags := kconfig.Default()
 	for _, c := range b.configs {
-		f, err := build.ReadFragment(c)
+		f, err := kconfig.ReadFragment(c)
 		if err != nil {
 			return build.Options{}, badInput(fmt.Errorf("--config: %w", err))
 		}
@@ -180,7 +181,7 @@ const benchTouched = "kernel/sched/ext/ext.c"
 
 func cmdBenchBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var k kernelFlags
-	fs := newFlagSet("bench build", `Times three builds of scxcheck's own config (tinyconfig + kconfig/*.config) from
+	fs := newFlagSet("bench build", `Times three builds of scxcheck's own config (tinyconfig + kernel/kconfig/fragments/*.config) from
 Debian's linux-source (or --tree): a full build in a fresh build directory, an
 incremental rebuild after touching `+benchTouched+`, and a build that the cache
 answers, without scxcheck's test-only patch (it changes that file). Prints the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,9 @@ import (
 	"rsc.io/script"
 
 	"github.com/scxcheck/scxcheck/internal/fakeqemu"
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/internal/runner"
+	"github.com/scxcheck/scxcheck/kernel/cache/cachetest"
 	"github.com/scxcheck/scxcheck/kernel/debian"
 )
 
@@ -80,7 +81,10 @@ func registerFaultScripts(t *testing.T, e *script.Engine) {
 				return nil, err
 			}
 			for _, e := range ents {
-				if err := copyRegular(filepath.Join(from, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				if !e.Type().IsRegular() {
+					continue
+				}
+				if err := fsutil.CopyFile(filepath.Join(from, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 					return nil, err
 				}
 			}
@@ -95,22 +99,7 @@ func registerFaultScripts(t *testing.T, e *script.Engine) {
 			if len(args) != 1 {
 				return nil, script.ErrUsage
 			}
-			f, err := os.OpenFile(s.Path(args[0]), os.O_RDWR, 0)
-			if err != nil {
-				return nil, err
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return nil, err
-			}
-			b := make([]byte, 1)
-			if _, err := f.ReadAt(b, fi.Size()/2); err != nil {
-				return nil, err
-			}
-			b[0] ^= 0xff
-			_, err = f.WriteAt(b, fi.Size()/2)
-			return nil, err
+			return nil, cachetest.FlipByte(s.Path(args[0]))
 		})
 	e.Cmds["noleaks"] = script.Command(script.CmdUsage{Summary: "check a run left nothing behind", Args: "tmpdir",
 		Detail: []string{"The run's TMPDIR holds nothing, no process mentions it (QEMU's command line names its sockets there), and the default kernel cache entry is intact."}},
@@ -142,26 +131,6 @@ func defaultEntry() (dir, release string, err error) {
 	}
 	dir = filepath.Dir(img.Boot)
 	return dir, filepath.Base(dir), nil
-}
-
-func copyRegular(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return err
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func noLeaks(tmp string) error {

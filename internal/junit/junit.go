@@ -9,9 +9,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/onsi/ginkgo/v2/reporters"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // Property is one suite property, e.g. {"scxcheck.kernel.release", "7.3.4+deb13-cloud-amd64"}.
@@ -36,19 +37,10 @@ func write(path string, s reporters.JUnitTestSuites) error {
 	if err != nil {
 		return fmt.Errorf("write JUnit report %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".junit-*")
-	if err != nil {
-		return fmt.Errorf("write JUnit report: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append([]byte(xml.Header), append(b, '\n')...)); err != nil {
-		tmp.Close()
+	if err := fsutil.WriteFileAtomic(path, append([]byte(xml.Header), append(b, '\n')...), 0o644); err != nil {
 		return fmt.Errorf("write JUnit report %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write JUnit report %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // AddProperties adds props to every test suite of the report at path,

@@ -4,13 +4,18 @@
 // recognise them: an x86-64 ELF "vmlinux" with a PVH note and a version
 // banner, and a bzImage-like file with a boot sector header ("HdrS"), a
 // kernel version string and a compressed payload holding that ELF. They are
-// a few hundred bytes long and boot nothing.
+// a few hundred bytes long and boot nothing. WriteTree writes a synthetic
+// kernel source tree.
 package kerneltest
 
 import (
 	"bytes"
 	"compress/gzip"
+	"embed"
 	"encoding/binary"
+	"io/fs"
+	"os"
+	"testing"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -135,4 +140,26 @@ func BzImage(opts BzImageOptions) []byte {
 	}
 	b = append(b, payload...)
 	return append(b, opts.Trailer...)
+}
+
+//go:embed faketree
+var fakeTree embed.FS
+
+// WriteTree writes a synthetic kernel tree into dir (t.TempDir() when
+// ""), for kernel/build's fake make and kernel/kconfig's Kconfig reader: a
+// Makefile that starts as a kernel's does (7.2.0-fake) and Kconfig files
+// small enough to reason about. It returns dir.
+func WriteTree(t testing.TB, dir string) string {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	tree, err := fs.Sub(fakeTree, "faketree")
+	if err == nil {
+		err = os.CopyFS(dir, tree)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

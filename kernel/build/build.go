@@ -3,8 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	fragments "github.com/scxcheck/scxcheck/kconfig"
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/cache"
+	"github.com/scxcheck/scxcheck/kernel/kconfig"
 )
 
 // Options describe a kernel build.
@@ -40,9 +38,9 @@ type Options struct {
 	// Base is the config the fragments are merged onto: "tinyconfig"
 	// (the default, ""), "defconfig", "allnoconfig", or a config file.
 	Base string
-	// Fragments are merged onto the base in order. Use DefaultFragments
+	// Fragments are merged onto the base in order. Use kconfig.Default()
 	// for scxcheck's own, before any of the user's.
-	Fragments []Fragment
+	Fragments []kconfig.Fragment
 	// Patches are applied, in order, to the copy of the tree the build
 	// works on (never to the tree itself): patch files, mboxes,
 	// directories of patches (of per-series subdirectories: the tree's).
@@ -91,15 +89,6 @@ type Result struct {
 	TestPatch bool
 }
 
-// DefaultFragments returns scxcheck's own fragments (package kconfig).
-func DefaultFragments() []Fragment {
-	var out []Fragment
-	for _, f := range fragments.Files() {
-		out = append(out, Fragment{Name: f.Name, Data: f.Data})
-	}
-	return out
-}
-
 // baseTargets are the make targets that can be a base config.
 var baseTargets = []string{"tinyconfig", "defconfig", "allnoconfig"}
 
@@ -142,8 +131,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		if _, err := f.Assignments(); err != nil {
 			return nil, &wrapError{"config fragment " + err.Error(), []error{ErrFragment}}
 		}
-		h := sha256.Sum256(f.Data)
-		fragKeys = append(fragKeys, hex.EncodeToString(h[:]))
+		fragKeys = append(fragKeys, fsutil.HashBytes(f.Data))
 	}
 	// The patches are chosen by the tree's series: read from its Makefile,
 	// or the one of Debian's sources that will be fetched.
@@ -190,12 +178,13 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		Arch: arch, CC: toolVersion(ctx, r, "gcc"), LD: toolVersion(ctx, r, "ld"), Pahole: paholeLine,
 	}
 	key := in.Key()
-	entry := entryDir(o.CacheDir, tree.Version, key)
+	store, name := kernels(o.CacheDir), entryName(tree.Version, key)
+	entry := store.Path(name)
 	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log"),
 		TestPatch: slices.ContainsFunc(patches, func(p Patch) bool { return p.Test })}
 	if !o.Force {
-		if img, m, err := openEntry(entry, key); err == nil {
-			touchEntry(entry)
+		if img, m, err := openEntry(store, name, key); err == nil {
+			store.Touch(name)
 			o.logf("kernel from cache: %s (built %s in %s%s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration, testPatchNote(patches))
 			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
 			return res, nil
@@ -207,19 +196,19 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	// and switching patches rebuilds only what they change.
 	work := o.WorkDir
 	if work == "" {
-		work = filepath.Join(o.CacheDir, "build", "work", hashString(tree.Dir)[:16])
+		work = filepath.Join(o.CacheDir, "build", "work", fsutil.HashString(tree.Dir)[:16])
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(ctx, work, o.logf)
+	unlock, err := cache.Lock(ctx, work, func() { o.logf("waiting for another scxcheck building in %s", work) })
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	if !o.Force { // another scxcheck may have built it while this one waited
-		if img, _, err := openEntry(entry, key); err == nil {
-			touchEntry(entry)
+		if img, _, err := openEntry(store, name, key); err == nil {
+			store.Touch(name)
 			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
 			return res, nil
 		}
@@ -348,7 +337,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		m.Patches = append(m.Patches, p.Name)
 	}
 	logFile.Sync()
-	img, err := collect(ctx, r, obj, logPath, entry, m)
+	img, err := collect(ctx, r, obj, logPath, store, name, m)
 	if err != nil {
 		return nil, err
 	}
@@ -410,8 +399,7 @@ func (o *Options) baseInput() (string, []byte, error) {
 	if _, err := kernel.ReadConfig(o.Base); err != nil {
 		return "", nil, &wrapError{fmt.Sprintf("--base %s: %v", o.Base, err), []error{ErrFragment}}
 	}
-	h := sha256.Sum256(data)
-	return "file:" + hex.EncodeToString(h[:]), data, nil
+	return "file:" + fsutil.HashBytes(data), data, nil
 }
 
 // configure writes obj/.config: the base, the fragments merged onto it, then
@@ -444,7 +432,7 @@ func (o *Options) configure(ctx context.Context, src, what, obj string, baseData
 		}
 		baseData = data
 	}
-	merged, err := Merge(baseData, o.Fragments)
+	merged, err := kconfig.Merge(baseData, o.Fragments)
 	if err != nil {
 		return &wrapError{"config fragment " + err.Error(), []error{ErrFragment}}
 	}
@@ -457,41 +445,8 @@ func (o *Options) configure(ctx context.Context, src, what, obj string, baseData
 	if err := runMake("olddefconfig"); err != nil {
 		return err
 	}
-	final, err := kernel.ReadConfig(cfgPath)
-	if err != nil {
-		return err
-	}
-	var k *kconfig
-	check := func() []Dropped { return checkRequests(k, merged.Requests, final) }
-	dropped := check()
-	if len(dropped) == 0 {
-		return nil
-	}
-	k, err = parseKconfig(src)
-	if err != nil {
-		o.logf("cannot read the tree's Kconfig to explain the dropped symbols: %v", err)
-		k = nil
-	}
-	dropped = check()
-	var b strings.Builder
-	fmt.Fprintf(&b, "kernel config: %d requested symbol(s) did not survive olddefconfig (base %s, tree %s); not building a kernel without them:",
-		len(dropped), o.Base, what)
-	for _, d := range dropped {
-		b.WriteString("\n  " + d.String())
-	}
-	fmt.Fprintf(&b, "\nthe config is in %s", cfgPath)
-	return &DroppedError{Dropped: dropped, msg: b.String()}
+	return kconfig.Verify(src, cfgPath, merged.Requests, fmt.Sprintf("base %s, tree %s", o.Base, what), o.logf)
 }
-
-// DroppedError is the error of a build whose config lost requested
-// symbols. It wraps kernel.ErrConfig.
-type DroppedError struct {
-	Dropped []Dropped
-	msg     string
-}
-
-func (e *DroppedError) Error() string { return e.msg }
-func (e *DroppedError) Unwrap() error { return kernel.ErrConfig }
 
 // paholeStamp records, in the build directory, the pahole the last build
 // used.
@@ -511,20 +466,13 @@ func forceRelink(obj, pahole string) {
 }
 
 // collect copies the kernel out of obj into a new cache entry and opens it.
-func collect(ctx context.Context, r Runner, obj, logPath, entry string, m manifest) (*kernel.Image, error) {
-	kernels := filepath.Dir(entry)
-	if err := os.MkdirAll(kernels, 0o755); err != nil {
-		return nil, err
-	}
-	removeStalePartials(kernels)
-	tmp, err := os.MkdirTemp(kernels, ".partial-")
+func collect(ctx context.Context, r Runner, obj, logPath string, store cache.Store, name string, m manifest) (*kernel.Image, error) {
+	staged, err := store.Stage(name)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, err
-	}
+	defer staged.Discard()
+	tmp := staged.Dir
 	// The entry's vmlinux keeps symbols and BTF but not the DWARF (100 MB
 	// of it for scxcheck's config), like the one inside the bzImage.
 	if _, err := output(ctx, r, "", "objcopy", "--strip-debug", filepath.Join(obj, "vmlinux"), filepath.Join(tmp, "vmlinux")); err != nil {
@@ -533,11 +481,11 @@ func collect(ctx context.Context, r Runner, obj, logPath, entry string, m manife
 	for _, f := range []struct{ from, to string }{
 		{"arch/x86/boot/bzImage", "bzImage"}, {".config", "config"}, {"System.map", "System.map"},
 	} {
-		if err := copyPlain(filepath.Join(obj, f.from), filepath.Join(tmp, f.to)); err != nil {
+		if err := fsutil.CopyFile(filepath.Join(obj, f.from), filepath.Join(tmp, f.to)); err != nil {
 			return nil, fmt.Errorf("collect the built kernel: %w", err)
 		}
 	}
-	if err := copyPlain(logPath, filepath.Join(tmp, "build.log")); err != nil {
+	if err := fsutil.CopyFile(logPath, filepath.Join(tmp, "build.log")); err != nil {
 		return nil, err
 	}
 	cfg, err := kernel.ReadConfig(filepath.Join(tmp, "config"))
@@ -547,60 +495,24 @@ func collect(ctx context.Context, r Runner, obj, logPath, entry string, m manife
 	if err := cfg.Require("built kernel config", kernel.RequiredSymbols...); err != nil {
 		return nil, err
 	}
-	if err := writeManifest(tmp, m); err != nil {
-		return nil, fmt.Errorf("write cache manifest: %w", err)
+	if _, err := staged.Commit(m); err != nil {
+		return nil, err
 	}
-	os.RemoveAll(entry)
-	if err := os.Rename(tmp, entry); err != nil {
-		return nil, fmt.Errorf("complete cache entry: %w", err)
-	}
-	img, _, err := openEntry(entry, m.Key)
+	img, _, err := openEntry(store, name, m.Key)
 	if err != nil {
 		return nil, err
 	}
 	return img, nil
 }
 
-func copyPlain(from, to string) error {
-	fi, err := os.Stat(from)
-	if err != nil {
-		return err
-	}
-	return copyFile(from, to, fi)
-}
-
-// lockDir takes an exclusive lock on dir's lock file, waiting for another
-// scxcheck building there; the returned func releases it.
-func lockDir(ctx context.Context, dir string, logf func(string, ...any)) (func(), error) {
-	f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-		return func() { f.Close() }, nil
-	}
-	logf("waiting for another scxcheck building in %s", dir)
-	for {
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
-			return func() { f.Close() }, nil
-		}
-	}
-}
-
-func fragmentNames(frags []Fragment) string {
+func fragmentNames(frags []kconfig.Fragment) string {
 	if len(frags) == 0 {
 		return "no fragments"
 	}
 	return strings.Join(fragmentList(frags), ", ")
 }
 
-func fragmentList(frags []Fragment) []string {
+func fragmentList(frags []kconfig.Fragment) []string {
 	var names []string
 	for _, f := range frags {
 		names = append(names, f.Name)

@@ -17,15 +17,18 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/internal/kerneltest"
 	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/cache"
+	"github.com/scxcheck/scxcheck/kernel/kconfig"
 )
 
 // fakeMake is a Runner that stands in for the kernel's make, the compiler,
 // pahole and objcopy, so that Build runs in milliseconds on the synthetic
-// tree in testdata/faketree. Its olddefconfig drops, as the real one does,
+// tree of kerneltest.WriteTree. Its olddefconfig drops, as the real one does,
 // every symbol the tree's Kconfig does not define or whose dependencies are
-// off (read with this package's own Kconfig reader), to a fixpoint. patch and
+// off (read with kernel/kconfig's Kconfig reader), to a fixpoint. patch and
 // git run for real.
 type fakeMake struct {
 	mu      sync.Mutex
@@ -127,7 +130,7 @@ func (f *fakeMake) make(args []string, out io.Writer) error {
 }
 
 func (f *fakeMake) olddefconfig(src, cfgPath string) error {
-	k, err := parseKconfig(src)
+	k, err := kconfig.ReadRules(src)
 	if err != nil {
 		return err
 	}
@@ -140,17 +143,7 @@ func (f *fakeMake) olddefconfig(src, cfgPath string) error {
 	for changed := true; changed; {
 		changed = false
 		for name, val := range c {
-			sym := strings.TrimPrefix(name, "CONFIG_")
-			defs := k.defs[sym]
-			ok := len(defs) > 0 && val != "n"
-			for _, d := range defs {
-				for _, dep := range d.deps {
-					if eval(dep, c) == triN {
-						ok = false
-					}
-				}
-			}
-			if !ok {
+			if val == "n" || !k.DependsMet(strings.TrimPrefix(name, "CONFIG_"), c) {
 				delete(c, name)
 				changed = true
 			}
@@ -187,9 +180,7 @@ func newFakeBuild(t *testing.T) *fakeBuild {
 	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
-	if err := os.CopyFS(tree, os.DirFS("testdata/faketree")); err != nil {
-		t.Fatal(err)
-	}
+	kerneltest.WriteTree(t, tree)
 	pahole := filepath.Join(dir, "pahole")
 	if err := os.WriteFile(pahole, []byte("#!/bin/sh\necho v1.30\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -206,7 +197,7 @@ func newFakeBuild(t *testing.T) *fakeBuild {
 	fb.opts = Options{
 		CacheDir:  filepath.Join(dir, "cache"),
 		Tree:      tree,
-		Fragments: []Fragment{{Name: "required.config", Data: []byte(requiredFragment)}},
+		Fragments: []kconfig.Fragment{{Name: "required.config", Data: []byte(requiredFragment)}},
 		Pahole:    pahole,
 		Jobs:      2,
 		Runner:    fb.make,
@@ -273,7 +264,7 @@ func TestFakeMakeBuildCachesAndRebuildsOnEveryInput(t *testing.T) {
 	fb.mustBuild(false)
 	fb.mustBuild(true)
 
-	fb.opts.Fragments = append(fb.opts.Fragments, Fragment{Name: "extra.config", Data: []byte("CONFIG_QUX=y\n")})
+	fb.opts.Fragments = append(fb.opts.Fragments, kconfig.Fragment{Name: "extra.config", Data: []byte("CONFIG_QUX=y\n")})
 	fb.mustBuild(false)
 
 	fb.opts.Base = "defconfig"
@@ -296,12 +287,12 @@ func TestFakeMakeBuildCachesAndRebuildsOnEveryInput(t *testing.T) {
 
 func TestFakeMakeDroppedSymbolNamesItsDependency(t *testing.T) {
 	fb := newFakeBuild(t)
-	fb.opts.Fragments = append(fb.opts.Fragments, Fragment{Name: "foo.config", Data: []byte("# FOO needs BAR\nCONFIG_FOO=y\n")})
+	fb.opts.Fragments = append(fb.opts.Fragments, kconfig.Fragment{Name: "foo.config", Data: []byte("# FOO needs BAR\nCONFIG_FOO=y\n")})
 	_, err := fb.build()
 	if !errors.Is(err, kernel.ErrConfig) {
 		t.Fatalf("err = %v, want one wrapping kernel.ErrConfig", err)
 	}
-	var de *DroppedError
+	var de *kconfig.DroppedError
 	if !errors.As(err, &de) || len(de.Dropped) != 1 {
 		t.Fatalf("err = %#v, want a DroppedError with one symbol", err)
 	}
@@ -461,11 +452,11 @@ func TestFakeMakeTreeChangedBeforeTheCopyIsNotBuilt(t *testing.T) {
 	fb := newFakeBuild(t)
 	// Hold the tree's build directory, as another build would: Build takes
 	// its key, then waits; the tree changes meanwhile.
-	work := filepath.Join(fb.opts.CacheDir, "build", "work", hashString(fb.tree)[:16])
+	work := filepath.Join(fb.opts.CacheDir, "build", "work", fsutil.HashString(fb.tree)[:16])
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := lockDir(context.Background(), work, func(string, ...any) {})
+	unlock, err := cache.Lock(context.Background(), work, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +508,7 @@ func testPatchFS(ret72, ret73 string) fstest.MapFS {
 // patchedFork returns the fork.c the last build of tree compiled.
 func (fb *fakeBuild) patchedFork(tree string) string {
 	fb.t.Helper()
-	data, err := os.ReadFile(filepath.Join(fb.opts.CacheDir, "build", "work", hashString(tree)[:16], "src", "kernel", "fork.c"))
+	data, err := os.ReadFile(filepath.Join(fb.opts.CacheDir, "build", "work", fsutil.HashString(tree)[:16], "src", "kernel", "fork.c"))
 	if err != nil {
 		fb.t.Fatal(err)
 	}
@@ -584,9 +575,7 @@ func TestFakeMakeTestPatchIsAppliedForTheTreesSeries(t *testing.T) {
 func (fb *fakeBuild) writeDebianTree(series, version, pkgVersion string) string {
 	fb.t.Helper()
 	dir := filepath.Join(fb.opts.CacheDir, "build", "trees", "linux-source-"+series+"_"+pkgVersion)
-	if err := os.CopyFS(dir, os.DirFS("testdata/faketree")); err != nil {
-		fb.t.Fatal(err)
-	}
+	kerneltest.WriteTree(fb.t, dir)
 	v := strings.Split(version, ".")
 	mk := fmt.Sprintf("VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = %s\nEXTRAVERSION =\n", v[0], v[1], v[2])
 	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(mk), 0o644); err != nil {

@@ -1,18 +1,13 @@
 package build
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"maps"
-	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/cache"
 )
 
 // recipe changes whenever what Build does to a tree changes the kernel it
@@ -39,104 +34,56 @@ type KeyInputs struct {
 // Key is the hex SHA-256 of the inputs.
 func (k KeyInputs) Key() string {
 	data, _ := json.Marshal(k)
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:])
+	return fsutil.HashBytes(data)
 }
 
 // manifestName marks a complete cache entry; it is written last.
 const manifestName = "scxcheck-build.json"
 
-// entryFiles are the files of a cache entry that the manifest must list.
-var entryFiles = []string{"vmlinux", "bzImage", "config"}
+// kernels is the store of built kernels in cacheDir: an entry per kernel,
+// <version>-<key>, holding vmlinux, bzImage, config, System.map and the
+// build log (not in the manifest).
+func kernels(cacheDir string) cache.Store {
+	return cache.Store{
+		Dir:      filepath.Join(cacheDir, "build", "kernels"),
+		Manifest: manifestName,
+		Required: []string{"vmlinux", "bzImage", "config"},
+		Unlisted: []string{"build.log"},
+		Replace:  true, // Force builds replace the entry
+	}
+}
 
-// manifest describes a cache entry: CacheDir/build/kernels/<version>-<key>/.
+// manifest is what an entry's manifest says besides its files.
 type manifest struct {
-	Key      string            `json:"key"`
-	Inputs   KeyInputs         `json:"inputs"`
-	TreeDir  string            `json:"tree_dir"`
-	Origin   string            `json:"origin,omitempty"`
-	Version  string            `json:"version"`
-	Base     string            `json:"base"`
-	Frags    []string          `json:"fragment_names"`
-	Patches  []string          `json:"patch_names,omitempty"`
-	Built    time.Time         `json:"built"`
-	Duration string            `json:"duration"`
-	Files    map[string]string `json:"files"` // name -> SHA-256
+	Key      string    `json:"key"`
+	Inputs   KeyInputs `json:"inputs"`
+	TreeDir  string    `json:"tree_dir"`
+	Origin   string    `json:"origin,omitempty"`
+	Version  string    `json:"version"`
+	Base     string    `json:"base"`
+	Frags    []string  `json:"fragment_names"`
+	Patches  []string  `json:"patch_names,omitempty"`
+	Built    time.Time `json:"built"`
+	Duration string    `json:"duration"`
 }
 
-// entryDir is where the kernel of key built from a tree of version lives.
-func entryDir(cacheDir, version, key string) string {
-	return filepath.Join(cacheDir, "build", "kernels", version+"-"+key[:16])
-}
+// entryName is the entry of the kernel of key built from a tree of version.
+func entryName(version, key string) string { return version + "-" + key[:16] }
 
-// errNoEntry says there is no complete entry.
-var errNoEntry = errors.New("no complete cache entry")
-
-// openEntry verifies the entry in dir against its manifest and opens its
-// kernel.
-func openEntry(dir, key string) (*kernel.Image, *manifest, error) {
-	m, err := readManifest(dir)
+// openEntry verifies the entry name against its manifest and opens its
+// kernel. Errors are *cache.Error.
+func openEntry(store cache.Store, name, key string) (*kernel.Image, *manifest, error) {
+	var m manifest
+	dir, err := store.Open(name, &m)
 	if err != nil {
 		return nil, nil, err
 	}
 	if m.Key != key {
-		return nil, nil, fmt.Errorf("%w: %s is for key %s", errNoEntry, manifestName, m.Key)
-	}
-	for _, name := range entryFiles {
-		if _, ok := m.Files[name]; !ok {
-			return nil, nil, fmt.Errorf("%w: %s lists no %s", errNoEntry, manifestName, name)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(m.Files)) {
-		h, err := hashPath(filepath.Join(dir, name))
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", errNoEntry, err)
-		}
-		if h != m.Files[name] {
-			return nil, nil, fmt.Errorf("%w: %s does not match its SHA-256 in %s", errNoEntry, name, manifestName)
-		}
+		return nil, nil, store.Corrupt(name, "%s is for key %s", manifestName, m.Key)
 	}
 	img, err := kernel.Open(filepath.Join(dir, "vmlinux"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errNoEntry, err)
+		return nil, nil, store.Corrupt(name, "%v", err)
 	}
-	return img, m, nil
-}
-
-// readManifest reads the manifest of the entry in dir, without checking
-// the files it lists.
-func readManifest(dir string) (*manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		return nil, fmt.Errorf("%w: no %s", errNoEntry, manifestName)
-	}
-	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errNoEntry, manifestName, err)
-	}
-	return &m, nil
-}
-
-// writeManifest hashes the regular files in dir and writes the manifest.
-func writeManifest(dir string, m manifest) error {
-	m.Files = map[string]string{}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || e.Name() == manifestName || e.Name() == "build.log" {
-			continue
-		}
-		h, err := hashPath(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		m.Files[e.Name()] = h
-	}
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, manifestName), append(data, '\n'), 0o644)
+	return img, &m, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	kernelpatches "github.com/scxcheck/scxcheck/fixtures/kernel-patches"
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/kernel/debian"
 )
 
@@ -301,8 +300,7 @@ func patchFiles(data []byte) []string {
 func patchesKey(patches []Patch) []string {
 	var keys []string
 	for _, p := range patches {
-		h := sha256.Sum256(p.Data)
-		keys = append(keys, hex.EncodeToString(h[:]))
+		keys = append(keys, fsutil.HashBytes(p.Data))
 	}
 	return keys
 }
@@ -390,10 +388,11 @@ func keepPatchedTimes(dir, statePath string, prev patchedState, patches []Patch)
 	for _, p := range patches {
 		for _, f := range p.Files {
 			path := filepath.Join(dir, f)
-			h, err := hashPath(path)
+			fh, err := fsutil.HashFile(path)
 			if err != nil {
 				continue // deleted by the patch
 			}
+			h := fh.SHA256
 			if old, ok := prev[f]; ok && old.Hash == h {
 				if err := os.Chtimes(path, old.MTime, old.MTime); err != nil {
 					return err

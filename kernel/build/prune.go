@@ -2,16 +2,15 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/scxcheck/scxcheck/kernel/cache"
 )
 
 // CacheItem is one thing the kernel-build cache holds: a built kernel
@@ -53,25 +52,24 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 	root := filepath.Join(o.CacheDir, "build")
 	var items []CacheItem
 
-	kernels, err := listDirs(filepath.Join(root, "kernels"))
+	store := kernels(o.CacheDir)
+	names, err := store.List() // not those of builds collecting their result
 	if err != nil {
 		return nil, fmt.Errorf("prune kernel build cache: %w", err)
 	}
 	var complete []int
-	for _, dir := range kernels {
+	for _, name := range names {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if strings.HasPrefix(filepath.Base(dir), ".partial-") {
-			continue // a build collecting its result, or removed by the next one
-		}
-		it := CacheItem{Kind: "kernel", Dir: dir, Size: duSize(dir)}
-		m, err := readManifest(dir)
-		if err != nil {
-			it.Remove, it.Why = true, "incomplete: "+strings.TrimPrefix(err.Error(), errNoEntry.Error()+": ")
+		it := CacheItem{Kind: "kernel", Dir: store.Path(name), Size: cache.DiskUsage(store.Path(name))}
+		var m manifest
+		var ce *cache.Error
+		if err := store.ReadManifest(name, &m); errors.As(err, &ce) {
+			it.Remove, it.Why = true, "incomplete: "+ce.Detail
 		} else {
-			it.Used = modTime(filepath.Join(dir, manifestName)) // a cache hit refreshes it
-			it.What = describe(m)
+			it.Used = store.Used(name) // a cache hit refreshes it
+			it.What = describe(&m)
 			complete = append(complete, len(items))
 		}
 		items = append(items, it)
@@ -83,7 +81,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 		}
 	}
 
-	works, err := listDirs(filepath.Join(root, "work"))
+	works, err := cache.Dirs(filepath.Join(root, "work"))
 	if err != nil {
 		return nil, fmt.Errorf("prune kernel build cache: %w", err)
 	}
@@ -91,7 +89,7 @@ func Prune(ctx context.Context, o PruneOptions) ([]CacheItem, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		it := CacheItem{Kind: "build dir", Dir: dir, Size: duSize(dir), Used: modTime(filepath.Join(dir, "build.log"))}
+		it := CacheItem{Kind: "build dir", Dir: dir, Size: cache.DiskUsage(dir), Used: modTime(filepath.Join(dir, "build.log"))}
 		tree := readTreeName(dir)
 		it.What = "tree " + tree
 		if tree == "" {
@@ -126,42 +124,11 @@ func removeUnlocked(it *CacheItem) error {
 	if it.Kind != "build dir" {
 		return os.RemoveAll(it.Dir)
 	}
-	f, err := os.OpenFile(it.Dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	removed, err := cache.RemoveUnlocked(it.Dir)
+	if err == nil && !removed {
 		it.Remove, it.Why = false, "kept: a build is running in it"
-		return nil
 	}
-	if err := os.RemoveAll(it.Dir); err != nil {
-		return err
-	}
-	return os.Remove(it.Dir + ".lock")
-}
-
-func listDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
-	}
-	return out, nil
-}
-
-// touchEntry records that the entry in dir was used now.
-func touchEntry(dir string) {
-	now := time.Now()
-	os.Chtimes(filepath.Join(dir, manifestName), now, now)
+	return err
 }
 
 func describe(m *manifest) string {
@@ -186,23 +153,4 @@ func modTime(path string) time.Time {
 		return time.Time{}
 	}
 	return fi.ModTime()
-}
-
-// duSize is the disk space the files under dir take.
-func duSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil && !d.IsDir() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			} else {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scxcheck/scxcheck/kernel/kconfig"
 	"golang.org/x/sys/unix"
 )
 
 func TestFakeMakePruneKeepsTheMostRecentlyUsed(t *testing.T) {
 	fb := newFakeBuild(t)
 	first := fb.mustBuild(false)
-	fb.opts.Fragments = append(fb.opts.Fragments, Fragment{Name: "extra.config", Data: []byte("CONFIG_QUX=y\n")})
+	fb.opts.Fragments = append(fb.opts.Fragments, kconfig.Fragment{Name: "extra.config", Data: []byte("CONFIG_QUX=y\n")})
 	second := fb.mustBuild(false)
 	// A cache hit on the first kernel makes it the most recently used.
 	past := time.Now().Add(-time.Hour)

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/scxcheck/scxcheck/kernel/cache"
 	"github.com/scxcheck/scxcheck/kernel/debian"
 )
 
@@ -69,11 +69,7 @@ func defaultTree(ctx context.Context, r Runner, cacheDir, series string, chosen 
 			strings.Join(debian.Suites(), " nor "), a.Mirror(), pkg, series), []error{kind}}
 	}
 
-	if err := os.MkdirAll(trees, 0o755); err != nil {
-		return nil, err
-	}
-	removeStalePartials(trees)
-	tmp, err := os.MkdirTemp(trees, ".partial-")
+	tmp, err := cache.NewPartial(trees, pkg)
 	if err != nil {
 		return nil, err
 	}
@@ -182,15 +178,4 @@ func numberRuns(s string) []int {
 		n, in = 0, false
 	}
 	return out
-}
-
-// removeStalePartials removes what interrupted runs left in dir over an
-// hour ago.
-func removeStalePartials(dir string) {
-	old, _ := filepath.Glob(filepath.Join(dir, ".partial-*"))
-	for _, p := range old {
-		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
-			os.RemoveAll(p)
-		}
-	}
 }

@@ -1,12 +1,14 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"encoding/gob"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // stamp is what the copy remembers of a tree file it copied.
@@ -91,7 +93,7 @@ func syncTree(ctx context.Context, src, dst, statePath string, recopy []string) 
 				}
 			}
 			copied++
-			return copyContent(path, target, info.Mode().Perm())
+			return fsutil.CopyNew(path, target, info.Mode().Perm())
 		}
 		return nil
 	})
@@ -124,54 +126,14 @@ func syncTree(ctx context.Context, src, dst, statePath string, recopy []string) 
 	return copied, writeGob(statePath, next)
 }
 
-// copyContent copies the file src to dst (which must not exist) with the
-// given permissions and the current time.
-func copyContent(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(dst, perm) // not masked by the umask
-}
-
-// copyFile copies src to dst with src's permissions and times (for the
-// cache entry's files).
-func copyFile(src, dst string, info fs.FileInfo) error {
-	os.Remove(dst)
-	if err := copyContent(src, dst, info.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Chtimes(dst, info.ModTime(), info.ModTime())
-}
-
 // writeGob writes v to path atomically.
 func writeGob(path string, v any) error {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(v); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := gob.NewEncoder(tmp).Encode(v); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fsutil.WriteFileAtomic(path, b.Bytes(), 0o644)
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/scxcheck/scxcheck/kernel/cache"
 	"github.com/scxcheck/scxcheck/kernel/debian"
 )
 
@@ -206,10 +207,7 @@ func provisionPahole(ctx context.Context, cacheDir, mirror, dir string) error {
 	if err != nil {
 		return fmt.Errorf("fetch Debian %s's pahole: %w", paholeSuite, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".partial-pahole-")
+	tmp, err := cache.NewPartial(filepath.Dir(dir), "pahole")
 	if err != nil {
 		return err
 	}

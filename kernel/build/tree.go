@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 )
 
 // Tree is a kernel source tree.
@@ -106,7 +108,7 @@ func (t *Tree) Key(ctx context.Context, r Runner, indexDir string) (string, erro
 			return k, nil
 		}
 	}
-	sum, err := contentHash(ctx, t.Dir, filepath.Join(indexDir, hashString(t.Dir)[:16]+".index"))
+	sum, err := contentHash(ctx, t.Dir, filepath.Join(indexDir, fsutil.HashString(t.Dir)[:16]+".index"))
 	if err != nil {
 		return "", fmt.Errorf("hash kernel tree %s: %w", t.Dir, err)
 	}
@@ -135,11 +137,11 @@ func gitKey(ctx context.Context, r Runner, dir string) (string, error) {
 	io.WriteString(h, diff)
 	for _, entry := range strings.Split(status, "\x00") {
 		if p, ok := strings.CutPrefix(entry, "?? "); ok {
-			fh, err := hashPath(filepath.Join(dir, p))
+			fh, err := fsutil.HashFile(filepath.Join(dir, p))
 			if err != nil {
 				return "", err
 			}
-			fmt.Fprintf(h, "\x00%s\x00%s", p, fh)
+			fmt.Fprintf(h, "\x00%s\x00%s", p, fh.SHA256)
 		}
 	}
 	return "git:" + commit + "+" + hex.EncodeToString(h.Sum(nil))[:16], nil
@@ -233,12 +235,12 @@ func contentHash(ctx context.Context, dir, indexPath string) (string, error) {
 		go func() {
 			defer wg.Done()
 			for it := range next {
-				h, err := hashPath(filepath.Join(dir, it.rel))
+				h, err := fsutil.HashFile(filepath.Join(dir, it.rel))
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				it.hash = h
+				it.hash = h.SHA256
 				mu.Unlock()
 			}
 		}()
@@ -270,23 +272,4 @@ func contentHash(ctx context.Context, dir, indexPath string) (string, error) {
 		_ = writeGob(indexPath, newIndex) // only an optimisation
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// hashPath returns the hex SHA-256 of the file at path.
-func hashPath(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashString(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
 }

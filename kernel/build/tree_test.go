@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scxcheck/scxcheck/internal/kerneltest"
 )
 
 func writeTree(t *testing.T, files map[string]string) string {
@@ -170,7 +172,7 @@ func TestSyncTreeCopiesWhatChangedAndNeverGoesBackInTime(t *testing.T) {
 }
 
 func TestOpenTreeReadsTheVersion(t *testing.T) {
-	tr, err := OpenTree("testdata/faketree")
+	tr, err := OpenTree(kerneltest.WriteTree(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +184,7 @@ func TestOpenTreeReadsTheVersion(t *testing.T) {
 func TestNewestTreeAndKernelSeries(t *testing.T) {
 	trees := t.TempDir()
 	for _, v := range []string{"7.2.9-1", "7.2.13-1", "7.2.13-1~bpo1"} {
-		if err := os.CopyFS(filepath.Join(trees, "linux-source-7.2_"+v), os.DirFS("testdata/faketree")); err != nil {
-			t.Fatal(err)
-		}
+		kerneltest.WriteTree(t, filepath.Join(trees, "linux-source-7.2_"+v))
 	}
 	os.MkdirAll(filepath.Join(trees, "linux-source-7.2_7.2.99-1"), 0o755) // incomplete: no Makefile
 	tr := newestTree(trees, "linux-source-7.2")

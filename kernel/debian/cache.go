@@ -1,20 +1,16 @@
 package debian
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/scxcheck/scxcheck/internal/fsutil"
 	"github.com/scxcheck/scxcheck/kernel"
+	"github.com/scxcheck/scxcheck/kernel/cache"
 )
 
 // ErrNotCached is wrapped by Cached's errors: no such entry, or one that is
@@ -25,22 +21,24 @@ var ErrNotCached = errors.New("kernel not cached")
 // last.
 const manifestName = "scxcheck-kernel.json"
 
-// Files of a cache entry. System.map is optional.
-var entryFiles = []string{"vmlinuz", "vmlinux", "config"}
-
-// manifest describes a cache entry.
-type manifest struct {
-	Release string              `json:"release"` // e.g. 7.2.13+deb14-cloud-amd64
-	Version string              `json:"version"` // Debian package version, e.g. 7.2.13-1
-	Suite   string              `json:"suite"`   // sid or trixie-backports
-	Mirror  string              `json:"mirror"`
-	Fetched time.Time           `json:"fetched"`
-	Files   map[string]fileHash `json:"files"`
+// kernels is the store of Debian kernels in cacheDir: an entry per release
+// holding vmlinuz, vmlinux, config and, when the packages have it,
+// System.map.
+func kernels(cacheDir string) cache.Store {
+	return cache.Store{
+		Dir:      filepath.Join(cacheDir, "kernels"),
+		Manifest: manifestName,
+		Required: []string{"vmlinuz", "vmlinux", "config"},
+	}
 }
 
-type fileHash struct {
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+// manifest is what an entry's manifest says besides its files.
+type manifest struct {
+	Release string    `json:"release"` // e.g. 7.2.13+deb14-cloud-amd64
+	Version string    `json:"version"` // Debian package version, e.g. 7.2.13-1
+	Suite   string    `json:"suite"`   // sid or trixie-backports
+	Mirror  string    `json:"mirror"`
+	Fetched time.Time `json:"fetched"`
 }
 
 // DefaultCacheDir returns $XDG_CACHE_HOME/scxcheck, or ~/.cache/scxcheck.
@@ -81,11 +79,10 @@ func setDefault(cacheDir, rel string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+defaultName+".tmp")
-	if err := os.WriteFile(tmp, []byte(rel+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, defaultName), []byte(rel+"\n"), 0o644); err != nil {
 		return fmt.Errorf("remember the default kernel: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, defaultName))
+	return nil
 }
 
 // Cached returns the kernel of release (see Fetcher.Version for the forms
@@ -96,7 +93,6 @@ func setDefault(cacheDir, rel string) error {
 // does not check the kernel's config against kernel.RequiredSymbols: use
 // Image.CheckConfig.
 func Cached(cacheDir, release string) (*kernel.Image, error) {
-	kernels := filepath.Join(cacheDir, "kernels")
 	if release == "" {
 		rel, err := DefaultRelease(cacheDir)
 		if err != nil {
@@ -108,7 +104,7 @@ func Cached(cacheDir, release string) (*kernel.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("look for cached kernel: %w", err)
 	}
-	return openEntry(filepath.Join(kernels, rel))
+	return openEntry(kernels(cacheDir), rel)
 }
 
 // cacheError is an error of Cached. It wraps ErrNotCached.
@@ -122,97 +118,37 @@ type cacheError struct {
 func (e *cacheError) Error() string { return e.msg }
 func (e *cacheError) Unwrap() error { return ErrNotCached }
 
-// openEntry verifies the cache entry in dir and opens its kernel.
-func openEntry(dir string) (*kernel.Image, error) {
-	corrupt := func(format string, args ...any) error {
-		detail := fmt.Sprintf(format, args...)
-		return &cacheError{
-			msg:     fmt.Sprintf("cached kernel %s is incomplete or corrupted: %s", dir, detail),
-			dir:     dir,
-			detail:  detail,
-			corrupt: true,
-		}
+// openEntry verifies the entry of rel in store and opens its kernel.
+func openEntry(store cache.Store, rel string) (*kernel.Image, error) {
+	img, err := openVerified(store, rel)
+	var ce *cache.Error
+	switch {
+	case err == nil:
+		return img, nil
+	case errors.Is(err, cache.ErrNotFound):
+		return nil, &cacheError{msg: fmt.Sprintf("no cached kernel %s in %s", rel, store.Dir)}
+	case errors.As(err, &ce):
+		return nil, &cacheError{msg: fmt.Sprintf("cached kernel %s is incomplete or corrupted: %s", ce.Dir, ce.Detail),
+			dir: ce.Dir, detail: ce.Detail, corrupt: true}
 	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil, &cacheError{msg: fmt.Sprintf("no cached kernel %s in %s", filepath.Base(dir), filepath.Dir(dir))}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, corrupt("no %s", manifestName)
-	}
-	if err != nil {
-		return nil, corrupt("%v", err)
-	}
+	return nil, err
+}
+
+func openVerified(store cache.Store, rel string) (*kernel.Image, error) {
 	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, corrupt("%s: %v", manifestName, err)
+	dir, err := store.Open(rel, &m)
+	if err != nil {
+		return nil, err
 	}
-	if m.Release != filepath.Base(dir) {
-		return nil, corrupt("%s is for release %q", manifestName, m.Release)
-	}
-	for _, name := range entryFiles {
-		if _, ok := m.Files[name]; !ok {
-			return nil, corrupt("%s lists no %s", manifestName, name)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(m.Files)) {
-		want := m.Files[name]
-		got, err := hashFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, corrupt("%v", err)
-		}
-		if got.Size != want.Size {
-			return nil, corrupt("%s has %d bytes, %s says %d", name, got.Size, manifestName, want.Size)
-		}
-		if got.SHA256 != want.SHA256 {
-			return nil, corrupt("%s does not match its SHA-256 in %s", name, manifestName)
-		}
+	if m.Release != rel {
+		return nil, store.Corrupt(rel, "%s is for release %q", manifestName, m.Release)
 	}
 	img, err := kernel.Open(filepath.Join(dir, "vmlinuz"))
 	if err != nil {
-		return nil, corrupt("%v", err)
+		return nil, store.Corrupt(rel, "%v", err)
 	}
 	if img.Vmlinux == "" || img.Config == "" {
-		return nil, corrupt("kernel.Open found no vmlinux or config beside vmlinuz")
+		return nil, store.Corrupt(rel, "kernel.Open found no vmlinux or config beside vmlinuz")
 	}
 	return img, nil
-}
-
-// hashFile returns the size and SHA-256 of the file at path.
-func hashFile(path string) (fileHash, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return fileHash{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fileHash{}, err
-	}
-	return fileHash{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-// writeManifest hashes the entry's files in dir and writes its manifest.
-func writeManifest(dir string, m manifest) error {
-	m.Files = map[string]fileHash{}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || e.Name() == manifestName {
-			continue
-		}
-		h, err := hashFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		m.Files[e.Name()] = h
-	}
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, manifestName), append(data, '\n'), 0o644)
 }

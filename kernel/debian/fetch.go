@@ -286,21 +286,13 @@ func mirrorError(mirror string, af *aptFailure) error {
 
 // install downloads and unpacks c into a new cache entry and opens it.
 func (f *Fetcher) install(ctx context.Context, a *apt, cacheDir string, c *candidate) (*kernel.Image, error) {
-	kernels := filepath.Join(cacheDir, "kernels")
-	if err := os.MkdirAll(kernels, 0o755); err != nil {
-		return nil, err
-	}
-	removeStale(kernels)
-	tmp, err := os.MkdirTemp(kernels, ".partial-"+c.release+"-")
+	store := kernels(cacheDir)
+	staged, err := store.Stage(c.release)
 	if err != nil {
 		return nil, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
-		}
-	}()
+	defer staged.Discard()
+	tmp := staged.Dir
 
 	dl := filepath.Join(tmp, "download")
 	if err := os.Mkdir(dl, 0o755); err != nil {
@@ -376,36 +368,16 @@ func (f *Fetcher) install(ctx context.Context, a *apt, cacheDir string, c *candi
 		return nil, err
 	}
 	m := manifest{Release: c.release, Version: c.version, Suite: c.suite, Mirror: a.mirror, Fetched: time.Now().UTC()}
-	if err := writeManifest(tmp, m); err != nil {
-		return nil, fmt.Errorf("write cache manifest: %w", err)
+	entry, err := staged.Commit(m)
+	if err != nil {
+		return nil, err
 	}
-
-	entry := filepath.Join(kernels, c.release)
-	if err := os.Rename(tmp, entry); err != nil {
-		// Another scxcheck may have completed the same entry meanwhile.
-		if img, cerr := Cached(cacheDir, c.release); cerr == nil {
-			return img, nil
-		}
-		return nil, fmt.Errorf("complete cache entry: %w", err)
-	}
-	done = true
-	img, err := openEntry(entry)
+	img, err := openEntry(store, c.release)
 	if err != nil {
 		return nil, err
 	}
 	f.logf("kernel %s ready in %s", c.release, entry)
 	return img, nil
-}
-
-// removeStale removes partial entries left by fetches that died over an
-// hour ago.
-func removeStale(kernels string) {
-	old, _ := filepath.Glob(filepath.Join(kernels, ".partial-*"))
-	for _, p := range old {
-		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
-			os.RemoveAll(p)
-		}
-	}
 }
 
 // wrapError has a message of its own and matches the errors it wraps.

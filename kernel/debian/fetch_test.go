@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scxcheck/scxcheck/kernel/cache/cachetest"
+	"golang.org/x/sys/unix"
 )
 
 // unreachable is a mirror nothing listens on.
@@ -78,23 +81,108 @@ func TestFetchCached(t *testing.T) {
 	}
 }
 
-// An incomplete entry is removed and fetched again.
-func TestFetchReplacesCorrupt(t *testing.T) {
+// A corrupted entry is never used: Cached refuses it, saying why, and a
+// fetch removes it before asking the mirror (here an unreachable one, so
+// that the fetch fails clearly).
+func TestCorruptEntryIsRefusedAndFetchedAgain(t *testing.T) {
+	for _, fault := range cachetest.Faults(manifestName, "vmlinux") {
+		t.Run(fault.Name, func(t *testing.T) {
+			cache := t.TempDir()
+			dir := makeEntry(t, cache, rel)
+			if err := setDefault(cache, rel); err != nil {
+				t.Fatal(err)
+			}
+			if err := fault.Apply(dir); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []string{rel, ""} { // "": as a default run looks
+				_, err := Cached(cache, r)
+				if !errors.Is(err, ErrNotCached) || !strings.Contains(err.Error(), dir+" is incomplete or corrupted: ") ||
+					!strings.Contains(err.Error(), fault.Detail) {
+					t.Errorf("Cached(%q) = %v, want ErrNotCached saying %q", r, err, fault.Detail)
+				}
+			}
+
+			needApt(t)
+			var lines []string
+			f := &Fetcher{CacheDir: cache, Mirror: unreachable, Version: rel, Log: logTo(t, &lines)}
+			start := time.Now()
+			_, err := f.Fetch(context.Background())
+			if !errors.Is(err, ErrMirror) || !strings.HasPrefix(err.Error(), "fetch kernel "+rel+": cannot reach Debian mirror "+unreachable) {
+				t.Errorf("Fetch error = %v, want ErrMirror", err)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("took %v to fail", took)
+			}
+			if log := strings.Join(lines, "\n"); !strings.Contains(log, "cache entry "+dir+" is incomplete or corrupted; fetching again (") ||
+				!strings.Contains(log, fault.Detail) {
+				t.Errorf("log does not say the entry is corrupted: %q", lines)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("corrupted entry still there: %v", err)
+			}
+		})
+	}
+}
+
+// TestFetchIntoFullCache fetches a kernel into a cache directory too small
+// for it, then, with room again, into the same one. It needs root (for a
+// tmpfs) and runs only with SCXCHECK_NETWORK_TESTS=1.
+func TestFetchIntoFullCache(t *testing.T) {
+	if os.Getenv("SCXCHECK_NETWORK_TESTS") != "1" {
+		t.Skip("set SCXCHECK_NETWORK_TESTS=1 to fetch a kernel from Debian")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs as the cache directory needs root")
+	}
 	needApt(t)
 	cache := t.TempDir()
-	dir := makeEntry(t, cache, rel)
-	os.Truncate(filepath.Join(dir, "vmlinuz"), 100)
+	if err := unix.Mount("tmpfs", cache, "tmpfs", 0, "size=1g"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(cache, unix.MNT_DETACH) })
+	// Room for apt's package lists (fetched first) and the download, not
+	// for the 62 MB vmlinux extracted from the package.
+	if _, err := (&Fetcher{CacheDir: cache, Log: t.Logf}).List(t.Context()); err != nil {
+		t.Skipf("the Debian mirror cannot be used: %v", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(cache, &st); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(st.Blocks-st.Bfree)*st.Bsize + 50<<20
+	if err := unix.Mount("tmpfs", cache, "tmpfs", unix.MS_REMOUNT, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Fatal(err)
+	}
 	var lines []string
-	f := &Fetcher{CacheDir: cache, Mirror: unreachable, Version: rel, Log: logTo(t, &lines)}
-	_, err := f.Fetch(context.Background())
-	if !errors.Is(err, ErrMirror) || !strings.HasPrefix(err.Error(), "fetch kernel "+rel+": cannot reach Debian mirror") {
-		t.Errorf("Fetch error = %v, want ErrMirror", err)
+	f := &Fetcher{CacheDir: cache, Log: logTo(t, &lines)}
+	_, err := f.Fetch(t.Context())
+	if errors.Is(err, ErrMirror) && !strings.Contains(err.Error(), "no space left") {
+		t.Skipf("the Debian mirror cannot be used: %v", err)
 	}
-	if !strings.Contains(strings.Join(lines, "\n"), "cache entry "+dir+" is incomplete or corrupted; fetching again") {
-		t.Errorf("log does not say the entry is corrupted: %q", lines)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || !strings.HasPrefix(err.Error(), "fetch default kernel") {
+		t.Fatalf("Fetch into a full cache = %v, want it to say the device is full", err)
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("corrupted entry still there: %v", err)
+	// No entry, complete or partial, is left for a later run.
+	if left, _ := filepath.Glob(filepath.Join(cache, "kernels", "*")); len(left) > 0 {
+		t.Errorf("left behind %q", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "kernels", ".partial-*")); len(left) > 0 {
+		t.Errorf("left behind %q", left)
+	}
+	if _, err := Cached(cache, ""); !errors.Is(err, ErrNotCached) {
+		t.Errorf("Cached = %v, want ErrNotCached", err)
+	}
+
+	if err := unix.Mount("tmpfs", cache, "tmpfs", unix.MS_REMOUNT, fmt.Sprintf("size=%d", size+200<<20)); err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.Fetch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached, err := Cached(cache, img.Release); err != nil || *cached != *img {
+		t.Errorf("Cached = %+v, %v; want %+v", cached, err, img)
 	}
 }
 

@@ -1,4 +1,4 @@
-package build
+package kconfig
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// kconfig is what scxcheck reads of a tree's Kconfig files: enough to say why
+// Rules are what scxcheck reads of a tree's Kconfig files: enough to say why
 // olddefconfig dropped a symbol, not a full Kconfig implementation.
-type kconfig struct {
+type Rules struct {
 	defs      map[string][]*symDef // by symbol name, without CONFIG_
 	selectors map[string][]selectBy
 	missing   []string // sourced files that do not exist
@@ -35,10 +35,10 @@ type selectBy struct {
 	By, Cond string
 }
 
-// parseKconfig reads the Kconfig files of the tree at dir for arch x86,
+// ReadRules reads the Kconfig files of the tree at dir for arch x86,
 // starting at dir/Kconfig and following source statements.
-func parseKconfig(dir string) (*kconfig, error) {
-	k := &kconfig{defs: map[string][]*symDef{}, selectors: map[string][]selectBy{}}
+func ReadRules(dir string) (*Rules, error) {
+	k := &Rules{defs: map[string][]*symDef{}, selectors: map[string][]selectBy{}}
 	p := &kparser{k: k, root: dir, vars: map[string]string{
 		"SRCARCH": "x86", "ARCH": "x86_64", "HEADER_ARCH": "x86", "KCONFIG_EXT_PREFIX": "",
 	}, seen: map[string]bool{}}
@@ -48,8 +48,23 @@ func parseKconfig(dir string) (*kconfig, error) {
 	return k, nil
 }
 
+// DependsMet reports whether sym is defined and every dependency of every
+// definition of it holds in cfg: roughly whether olddefconfig keeps it set
+// (tests' fake make uses it).
+func (k *Rules) DependsMet(sym string, cfg map[string]string) bool {
+	defs := k.defs[sym]
+	for _, d := range defs {
+		for _, dep := range d.deps {
+			if eval(dep, cfg) == triN {
+				return false
+			}
+		}
+	}
+	return len(defs) > 0
+}
+
 type kparser struct {
-	k    *kconfig
+	k    *Rules
 	root string
 	vars map[string]string
 	seen map[string]bool
@@ -324,20 +339,21 @@ func (e *exprParser) next() string {
 	return t
 }
 
+// or and and parse operands joined by || and &&: a tristate's maximum
+// and minimum.
 func (e *exprParser) or() int {
-	v := e.and()
-	for e.peek() == "||" {
-		e.next()
-		v = max(v, e.and())
-	}
-	return v
+	return e.joined("||", e.and, func(a, b int) int { return max(a, b) })
 }
 
 func (e *exprParser) and() int {
-	v := e.unary()
-	for e.peek() == "&&" {
+	return e.joined("&&", e.unary, func(a, b int) int { return min(a, b) })
+}
+
+func (e *exprParser) joined(op string, operand func() int, join func(a, b int) int) int {
+	v := operand()
+	for e.peek() == op {
 		e.next()
-		v = min(v, e.unary())
+		v = join(v, operand())
 	}
 	return v
 }
@@ -529,14 +545,12 @@ func joinTokens(toks []string) string {
 func balanced(toks []string) bool {
 	depth := 0
 	for _, t := range toks {
-		switch t {
-		case "(":
+		if t == "(" {
 			depth++
-		case ")":
+		} else if t == ")" && depth == 0 {
+			return false
+		} else if t == ")" {
 			depth--
-			if depth < 0 {
-				return false
-			}
 		}
 	}
 	return depth == 0

@@ -1,4 +1,4 @@
-package build
+package kconfig
 
 import (
 	"fmt"
@@ -30,7 +30,7 @@ func (d Dropped) String() string {
 // checkRequests returns the requests the final config does not meet, each
 // with the reason read from the tree's Kconfig (k may be nil when it could
 // not be read).
-func checkRequests(k *kconfig, requests []Assignment, cfg map[string]string) []Dropped {
+func checkRequests(k *Rules, requests []Assignment, cfg map[string]string) []Dropped {
 	byName := map[string]Assignment{}
 	for _, r := range requests {
 		byName[r.Sym] = r
@@ -53,7 +53,7 @@ func checkRequests(k *kconfig, requests []Assignment, cfg map[string]string) []D
 }
 
 type explainer struct {
-	k        *kconfig
+	k        *Rules
 	cfg      map[string]string
 	requests map[string]Assignment
 }
@@ -211,4 +211,24 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// satisfied reports whether the final config gives a the value it asked for.
+// A module (=m) request is met by =y too: scxcheck builds without modules.
+func satisfied(a Assignment, cfg map[string]string) bool {
+	got, ok := cfg["CONFIG_"+a.Sym]
+	switch a.Value {
+	case "n":
+		return !ok || got == "n"
+	case "m":
+		return got == "m" || got == "y"
+	}
+	return ok && normalizeValue(got) == normalizeValue(a.Value)
+}
+
+func normalizeValue(v string) string {
+	if strings.HasPrefix(v, "0x") || strings.HasPrefix(v, "0X") {
+		return "0x" + strings.ToLower(v[2:])
+	}
+	return v
 }

@@ -1,4 +1,4 @@
-package build
+package kconfig
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 // "# CONFIG_BAZ is not set", merged onto a base config as the kernel's
 // scripts/kconfig/merge_config.sh does.
 type Fragment struct {
-	Name string // where it came from, for messages: a path or "kconfig/vm.config"
+	Name string // where it came from, for messages: a path or "kernel/kconfig/fragments/vm.config"
 	Data []byte
 }
 
@@ -152,24 +152,4 @@ func Merge(base []byte, frags []Fragment) (*Merged, error) {
 	}
 	m.Config = []byte(strings.Join(lines, "\n") + "\n")
 	return m, nil
-}
-
-// satisfied reports whether the final config gives a the value it asked for.
-// A module (=m) request is met by =y too: scxcheck builds without modules.
-func satisfied(a Assignment, cfg map[string]string) bool {
-	got, ok := cfg["CONFIG_"+a.Sym]
-	switch a.Value {
-	case "n":
-		return !ok || got == "n"
-	case "m":
-		return got == "m" || got == "y"
-	}
-	return ok && normalizeValue(got) == normalizeValue(a.Value)
-}
-
-func normalizeValue(v string) string {
-	if strings.HasPrefix(v, "0x") || strings.HasPrefix(v, "0X") {
-		return "0x" + strings.ToLower(v[2:])
-	}
-	return v
 }

@@ -1,4 +1,4 @@
-package build
+package kconfig
 
 import (
 	"slices"
@@ -44,7 +44,7 @@ func TestFragmentRejectsWhatIsNotAConfigLine(t *testing.T) {
 }
 
 func TestDefaultFragmentsAreWellFormedAndCommented(t *testing.T) {
-	frags := DefaultFragments()
+	frags := Default()
 	if len(frags) != 2 {
 		t.Fatalf("%d default fragments", len(frags))
 	}

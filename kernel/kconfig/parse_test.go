@@ -1,14 +1,16 @@
-package build
+package kconfig
 
 import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scxcheck/scxcheck/internal/kerneltest"
 )
 
-func fakeKconfig(t *testing.T) *kconfig {
+func fakeKconfig(t *testing.T) *Rules {
 	t.Helper()
-	k, err := parseKconfig("testdata/faketree")
+	k, err := ReadRules(kerneltest.WriteTree(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
