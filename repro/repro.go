@@ -1,33 +1,17 @@
 // Package repro writes reproduction bundles: a directory that replays one
-// spec with nothing installed but qemu-system-x86_64, and says whether the
-// replay reproduced the recorded outcome.
+// spec with nothing installed but qemu-system-x86_64 (the kernel, an
+// initramfs whose /init is the scxcheck binary, the recorded QEMU command
+// line, repro.sh, the expected outcome and the recorded logs), and says
+// whether the replay reproduced the recorded outcome.
 //
-// A bundle holds the kernel image (and its .config when known), an
-// initramfs whose /init is the scxcheck binary itself, the exact QEMU
-// command line of the recorded run, repro.sh, the expected result, and the
-// recorded run's logs.
-//
-// How the replay works, and why: Ginkgo specs are Go code that drive the
-// guest agent over RPC and assert with Gomega matchers on what comes back.
-// Recording the agent calls and replaying them would not reproduce a spec:
-// its calls depend on the replies (Eventually polls until a condition
-// holds, error paths branch), and its assertions are closures that cannot
-// be serialised. So the replay runs the spec's own code, unchanged, inside
-// the guest: repro.sh boots the bundle's kernel with scxcheck.repro=<spec>
-// on the command line; the agent (the scxcheck binary, PID 1) sees the
-// parameter, serves itself in-process (agent.ServeLocal), wraps that in a
-// vm.Machine (vm.Local), and runs the suites focused on the one spec with
-// the same Ginkgo tree, matchers, timeouts and after-spec checks as on the
-// host. The outcome — state, failure class, assertion text and location —
-// goes to the console and to a virtio-serial port that QEMU writes to a
-// file; repro.sh compares it with the recorded one. A kernel panic ends the
-// guest before it can report: repro.sh then looks for the recorded fault
-// on the console instead.
-//
-// The differences from the recorded run: the test code shares the guest's
-// CPUs with the workloads (it mostly waits: polls are in-process calls), and
-// kernel faults are seen in the kernel log rather than on the serial console
-// (the same lines, a little later).
+// The replay runs the spec's own code inside the guest, since its agent
+// calls depend on the replies and its assertions are closures: booted with
+// scxcheck.repro=<spec>, the agent serves itself in-process
+// (agent.ServeLocal, vm.Local) and runs the suites focused on that spec,
+// then reports the outcome on the console and a virtio-serial port for
+// repro.sh to compare. A kernel panic ends the guest first: repro.sh then
+// looks for the recorded fault on the console. The README's "Reproducing a
+// behaviour" says what differs from the recorded run.
 package repro
 
 import (

@@ -9,11 +9,11 @@
 // package state; apt still checks signatures against the machine's Debian
 // archive keyring.
 //
-// Each fetched kernel becomes a cache entry, CacheDir/kernels/<release>/,
-// holding vmlinuz, the vmlinux extracted from it, config, System.map and a
-// manifest, scxcheck-kernel.json, with every file's size and SHA-256. The
-// manifest is written last and the entry renamed into place whole, so
-// Cached can tell a complete entry from one cut short.
+// Each fetched kernel becomes a kernel/cache entry,
+// CacheDir/kernels/<release>/, holding vmlinuz, the vmlinux extracted from
+// it, config and System.map, with a manifest (scxcheck-kernel.json) written
+// last, so that Cached can tell a complete entry from one cut short or
+// changed. CacheDir/kernels/DEFAULT names the default kernel's release.
 //
 // Errors wrap ErrMirror when the Debian mirror cannot be used,
 // ErrUnknownVersion for a version Debian does not have, ErrNotCached from
