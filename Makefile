@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 BIN     := bin/scxcheck
 # Debian packages scxcheck needs, all from the machine's own release.
-DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev
+DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev lcov
 # What building a kernel from source needs (scxcheck kernel build), also from
 # the machine's own release. pahole comes separately: bookworm's is too old,
 # so scxcheck fetches Debian trixie's into its cache (see README).

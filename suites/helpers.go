@@ -227,28 +227,24 @@ func ownedBy(ctx context.Context, w *Workload, name string) {
 }
 
 // runtimeOf returns a function for Eventually: the CPU time the kernel has
-// accounted to a task, in nanoseconds: /proc/<pid>/schedstat where the
-// kernel has it (CONFIG_SCHED_INFO), else utime + stime of /proc/<pid>/stat
-// (clock ticks of 10 ms).
+// accounted to a process, all its threads together (utime + stime of
+// /proc/<pid>/stat, in clock ticks of 10 ms), in nanoseconds. Not
+// /proc/<pid>/schedstat: that is the main thread's alone, and a Go worker's
+// loop can run on any of its threads.
 func runtimeOf(pid int) func(context.Context) (uint64, error) {
 	return func(ctx context.Context) (uint64, error) {
-		b, err := guest().ReadString(ctx, fmt.Sprintf("/proc/%d/schedstat", pid))
-		if err == nil {
-			var ns uint64
-			if _, err := fmt.Sscan(b, &ns); err != nil {
-				return 0, fmt.Errorf("/proc/%d/schedstat %q: %w", pid, b, err)
-			}
-			return ns, nil
-		}
-		b, err = guest().ReadString(ctx, fmt.Sprintf("/proc/%d/stat", pid))
+		b, err := guest().ReadString(ctx, fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			return 0, err
 		}
 		// Fields after the parenthesised command: state is field 3, utime
 		// and stime are 14 and 15.
 		i := strings.LastIndexByte(b, ')')
+		if i < 0 {
+			return 0, fmt.Errorf("/proc/%d/stat %q: no command", pid, b)
+		}
 		f := strings.Fields(b[i+1:])
-		if i < 0 || len(f) < 13 {
+		if len(f) < 13 {
 			return 0, fmt.Errorf("/proc/%d/stat %q: too short", pid, b)
 		}
 		utime, err1 := strconv.ParseUint(f[11], 10, 64)

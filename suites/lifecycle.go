@@ -140,6 +140,36 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 		})
 	})
 
+	Context("when a child attaches and detaches with tasks in its cgroup", func() {
+		// The kernel bypasses a sub-scheduler while it attaches and while it
+		// detaches, and not its parent ("$parent is not bypassed"): the
+		// sysfs events counters say so.
+		It("bypasses the child, not its parent, as the events counters show", func(ctx SpecContext) {
+			root := loadRoot(ctx, "root", nil)
+			t1 := newCgroup(ctx, "t1")
+			w := start(ctx, t1, proto.WorkSleep, 2, longWork)
+			before, err := eventsOf(ctx, schedDir())
+			Expect(err).NotTo(HaveOccurred())
+
+			child := loadSub(ctx, "child", "child", t1, nil)
+			childEvents := func(ctx context.Context) (map[string]uint64, error) { return eventsOf(ctx, schedDir(t1.ID)) }
+			Eventually(ctx, childEvents, settle).Should(And(
+				HaveKeyWithValue("SCX_EV_BYPASS_ACTIVATE", BeNumerically(">=", 1)),
+				HaveKeyWithValue("SCX_EV_BYPASS_DURATION", BeNumerically(">", 0))),
+				"the attaching child was not bypassed, or its bypass did not end")
+			keepsRunning(ctx, w)
+
+			Expect(child.Detach(ctx)).To(Succeed())
+			exitsWith(ctx, child, "SCX_EXIT_UNREG")
+			after, err := eventsOf(ctx, schedDir())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(after["SCX_EV_BYPASS_ACTIVATE"]).To(Equal(before["SCX_EV_BYPASS_ACTIVATE"]),
+				"the root was bypassed while its child attached or detached")
+			keepsRunning(ctx, w)
+			stillRunning(ctx, root)
+		})
+	})
+
 	Context("when sysrq-D asks for a dump", func() {
 		It("dumps every scheduler of the hierarchy, named by level, cgroup id and path", func(ctx SpecContext) {
 			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
