@@ -114,6 +114,28 @@ func (s *Sched) SysfsDir(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("no directory sub-%d under %s", s.CgroupID, SysfsRoot)
 }
 
+// EnabledLine is the kernel log line that says the scheduler was enabled.
+func (s *Sched) EnabledLine() string {
+	if s.CgroupID == 0 {
+		return fmt.Sprintf(`BPF scheduler "%s" enabled`, s.Name)
+	}
+	return fmt.Sprintf(`BPF sub-scheduler "%s" enabled`, s.Name)
+}
+
+// LogSinceEnabled returns the lines of log after the last one announcing
+// this scheduler enabled (all of log when there is none): what the kernel
+// said about this load and not about an earlier scheduler of the same name,
+// whose "disabled" line can arrive after the spec started.
+func (s *Sched) LogSinceEnabled(log []string) []string {
+	on := s.EnabledLine()
+	for i := len(log) - 1; i >= 0; i-- {
+		if strings.Contains(log[i], on) {
+			return log[i+1:]
+		}
+	}
+	return log
+}
+
 // DisabledLine is the start of the kernel log line that says the scheduler
 // was disabled.
 func (s *Sched) DisabledLine() string {

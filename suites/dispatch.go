@@ -159,7 +159,8 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			Expect(calls).To(BeNumerically(">", 0))
 			Expect(float64(rounds)/float64(calls)).To(And(BeNumerically(">", 1.5), BeNumerically("<=", maxLoops)),
 				"the child's ops.dispatch ran %d times in %d sub-dispatches", rounds, calls)
-			exitsWithin(ctx, 2*timeout+settle, child, "SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for"))
+			stallsWithin(ctx, child, timeout)
+			detachedFrom(ctx, parent, t1)
 			stillRunning(ctx, parent)
 		})
 	})

@@ -82,6 +82,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 			Eventually(guest().Trace, settle).Should(HaveTraced("caller", "sub_dispatch", WithField("cgid", s2.ID), WithField("slot", -1)))
 			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "caller" disabled (runtime error)`))
 			Eventually(guest().Dump, settle).Should(HaveDumpHeader("caller", fmt.Sprintf("sub1-%d %s", s1.ID, s1.Rel)))
+			detachedFrom(ctx, root, s1)
 			finish(ctx, w1)
 			finish(ctx, w2)
 			stillRunning(ctx, root)
@@ -98,6 +99,7 @@ var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct c
 
 			exitsWith(ctx, self, "SCX_EXIT_ERROR", distantMsg(a.ID))
 			Eventually(guest().Trace, settle).Should(HaveTraced("self", "sub_dispatch", WithField("cgid", a.ID), WithField("slot", -1)))
+			detachedFrom(ctx, root, a)
 			finish(ctx, w)
 			stillRunning(ctx, root)
 		})

@@ -155,7 +155,7 @@ func stillRunning(ctx context.Context, s *Sched) {
 	dir, err := s.SysfsDir(ctx)
 	g.Expect(err).NotTo(HaveOccurred(), "the kernel shows no directory for %s", s.Name)
 	g.Expect(guest().ReadString(ctx, dir+"/ops")).To(Equal(s.Name+"\n"), "%s/ops", dir)
-	g.Expect(guest().KernelLog()).NotTo(HaveLogged(s.DisabledLine()), "the kernel disabled %s", s.Name)
+	g.Expect(s.LogSinceEnabled(guest().KernelLog())).NotTo(HaveLogged(s.DisabledLine()), "the kernel disabled %s", s.Name)
 }
 
 // exitsWith waits for a scheduler's exit and checks it (class exit).
@@ -168,6 +168,39 @@ func exitsWith(ctx context.Context, s *Sched, kind string, msg ...any) {
 func exitsWithin(ctx context.Context, d time.Duration, s *Sched, kind string, msg ...any) {
 	GinkgoHelper()
 	classed(outcome.Exit).Eventually(ctx, s.Exit, d).Should(ExitWith(kind, msg...), "exit of %s", s.Name)
+}
+
+// stallsWithin waits for a child's watchdog exit and checks the kernel's
+// own account of the stall ("<comm>[<pid>] failed to run for S.MMMs"): at
+// least the timeout the child asked for, and not wildly more. A watchdog
+// that ignores the child's timeout_ms (and uses the 30 s default) or fires
+// early is a bug the exit's arrival time alone would not show.
+func stallsWithin(ctx context.Context, s *Sched, timeout time.Duration) {
+	GinkgoHelper()
+	// The watchdog checks every half timeout; allow for that and TCG.
+	exitsWithin(ctx, 2*timeout+settle, s, "SCX_EXIT_ERROR_STALL", MatchRegexp(`\[\d+\] failed to run for \d+\.\d{3}s$`))
+	stalled := stallSeconds(must(ctx, s.Exit).Msg)
+	Expect(stalled).To(BeNumerically(">=", timeout.Seconds()), "the kernel declared %s stalled before its timeout_ms", s.Name)
+	Expect(stalled).To(BeNumerically("<", 3*timeout.Seconds()), "the kernel declared %s stalled long after its timeout_ms", s.Name)
+}
+
+// stallSeconds reads the seconds from "<comm>[<pid>] failed to run for S.MMMs".
+func stallSeconds(msg string) float64 {
+	GinkgoHelper()
+	i := strings.LastIndex(msg, " for ")
+	Expect(i).To(BeNumerically(">=", 0), "stall message %q", msg)
+	secs, err := strconv.ParseFloat(strings.TrimSuffix(msg[i+len(" for "):], "s"), 64)
+	Expect(err).NotTo(HaveOccurred(), "stall message %q", msg)
+	return secs
+}
+
+// detachedFrom waits for the parent's ops.sub_detach for the sub-scheduler
+// on cg: the kernel owes it whatever way the child went, an error exit
+// included.
+func detachedFrom(ctx context.Context, parent *Sched, cg Cgroup) {
+	GinkgoHelper()
+	Eventually(ctx, guest().Trace, settle).Should(HaveTraced(parent.Name, "sub_detach", WithField("cgid", cg.ID)),
+		"%s's ops.sub_detach for cgroup %s", parent.Name, cg.Rel)
 }
 
 // onFairClass checks that, with sched_ext gone, a workload still completes.

@@ -113,6 +113,7 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 			exitsWith(ctx, mid, "SCX_EXIT_ERROR_BPF", HavePrefix("scxcheck: error on command after "))
 			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
 			Expect(leaf.Exit(ctx)).To(HaveField("Reason", "parent exiting"))
+			detachedFrom(ctx, root, a)
 			sysfsGone(ctx, schedDir(a.ID, b.ID))
 			sysfsGone(ctx, schedDir(a.ID))
 			ownedBy(ctx, w, "root")

@@ -23,7 +23,7 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 		// the guard was armed: at the end it lets the root re-enter its own
 		// dispatch (test-only kernel patch) and sees the same programs count
 		// misses and the root exit.
-		It("sees no recursion in 10,000 sub-dispatches, with the recursion guard armed", func(ctx SpecContext) {
+		It("sees no recursion in 5,000 sub-dispatches, with the recursion guard armed", func(ctx SpecContext) {
 			requireKernel(probe.RecursionPatch)
 			t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
 			root := loadRoot(ctx, "root", map[string]uint64{"extra_dispatch_cgid": 1})
@@ -35,7 +35,7 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 			Eventually(func() (uint64, error) {
 				c, err := root.Counters(ctx)
 				return c["nr_sub_true"] + c["nr_sub_false"], err
-			}, workWait).Should(BeNumerically(">=", 10000), "sub-dispatches of the root")
+			}, 2*workWait).Should(BeNumerically(">=", 5000), "sub-dispatches of the root")
 			for _, s := range []*Sched{root, c1, c2} {
 				stats, err := s.ProgStats(ctx)
 				Expect(err).NotTo(HaveOccurred())
