@@ -146,6 +146,10 @@ func (h *Harness) boot(ctx context.Context, why string) error {
 		m.Close()
 		return err
 	}
+	if err := h.cov.checkGcov(ctx, g); err != nil {
+		m.Close()
+		return fmt.Errorf("coverage run on %s: %w", h.opts.Kernel, err)
+	}
 	h.result.Accel = m.Accel()
 	h.result.BootTimes = append(h.result.BootTimes, m.BootTime())
 	h.result.Release = g.Hello.Release
@@ -172,12 +176,15 @@ func (h *Harness) beforeEach(ctx SpecContext) {
 	g.specFaults = len(g.Faults())
 	g.verdict = specVerdict{}
 	h.beginSpec()
+	h.resetCoverage(ctx)
 }
 
 // afterEach ends every spec with the harness's verdict on the VM
-// (verdict.go), after keeping what the artifacts need (artifacts.go).
+// (verdict.go), after keeping what the artifacts need (artifacts.go) and,
+// in a coverage run, the spec's gcov data (coverage.go).
 func (h *Harness) afterEach(ctx SpecContext) {
 	if h.guest != nil {
+		h.keepCoverage(ctx)
 		h.afterSpec(ctx, h.guest)
 	}
 }

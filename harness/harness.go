@@ -49,6 +49,8 @@ type Options struct {
 	// KVMVerdicts is vm.Config.KVMVerdicts: where failed KVM probes are
 	// remembered; "" probes on every boot.
 	KVMVerdicts string
+	// Coverage, if set, keeps every spec's gcov data (coverage.go).
+	Coverage *Coverage
 	// Boot, if set, replaces booting a VM: the replay of a spec inside
 	// the guest (package repro) runs the specs on a local vm.Machine.
 	Boot func(ctx context.Context) (*vm.Machine, error)
@@ -160,6 +162,7 @@ type Harness struct {
 	sharedDir string // holds it; removed at the end
 	guest     *Guest
 	spec      specCapture // the running spec (artifacts.go)
+	cov       specCoverage
 	running   bool
 }
 
@@ -188,6 +191,7 @@ func (h *Harness) Run(t T, opts Options, suite types.SuiteConfig, rep types.Repo
 	}
 	suite.LabelFilter = harnessOnly(suite.LabelFilter)
 	h.opts, h.result, h.running = opts, Result{SkipReasons: map[string]int{}}, true
+	h.cov = specCoverage{cfg: opts.Coverage}
 	gomega.RegisterFailHandler(Fail)
 	if !RunSpecs(t, "scxcheck", suite, rep) && h.result.Failed == 0 && h.result.Infra == nil {
 		// Interrupted, timed out, or a setup node failed without saying why:

@@ -37,6 +37,9 @@ const (
 
 	MethodAfterSpec Method = "AfterSpec" // AfterSpecQuery → AfterSpec
 	MethodFault     Method = "Fault"     // Fault → Empty
+
+	MethodGcovReset   Method = "GcovReset"   // Empty → Empty
+	MethodGcovCollect Method = "GcovCollect" // GcovQuery → GcovData
 )
 
 // Methods returns every method the agent serves.
@@ -45,7 +48,7 @@ func Methods() []Method {
 		MethodPowerOff, MethodStartWorkload, MethodWaitWorkload, MethodTaskOwners, MethodLoadScheduler,
 		MethodAttachScheduler, MethodDetachScheduler, MethodCloseScheduler, MethodSchedulerExit,
 		MethodSchedulerCounters, MethodSchedulerProgStats, MethodSchedulerCommand, MethodSchedulerGrantDenied,
-		MethodSchedulerCmask, MethodAfterSpec, MethodFault}
+		MethodSchedulerCmask, MethodAfterSpec, MethodFault, MethodGcovReset, MethodGcovCollect}
 }
 
 // Signature returns the argument and reply types of a method: the agent's
@@ -82,6 +85,8 @@ var signatures = map[Method][2]any{
 	MethodSchedulerCmask:       {ArenaCmask{}, Cids{}},
 	MethodAfterSpec:            {AfterSpecQuery{}, AfterSpec{}},
 	MethodFault:                {Fault{}, Empty{}},
+	MethodGcovReset:            {Empty{}, Empty{}},
+	MethodGcovCollect:          {GcovQuery{}, GcovData{}},
 }
 
 // Caller makes one call to the agent: a *Client, or a vm.Machine that adds
@@ -229,4 +234,18 @@ func (a Agent) AfterSpec(ctx context.Context, ids []int) (AfterSpec, error) {
 func (a Agent) Fault(ctx context.Context, f Fault) error {
 	_, err := call[Empty](ctx, a, MethodFault, f)
 	return err
+}
+
+// GcovReset zeroes the kernel's gcov counters (writes GcovRoot/reset): what
+// runs after it is what the next GcovCollect reads.
+func (a Agent) GcovReset(ctx context.Context) error {
+	_, err := call[Empty](ctx, a, MethodGcovReset, Empty{})
+	return err
+}
+
+// GcovCollect reads the kernel's .gcda files below dir, a directory below
+// GcovRoot.
+func (a Agent) GcovCollect(ctx context.Context, dir string) ([]GcovFile, error) {
+	r, err := call[GcovData](ctx, a, MethodGcovCollect, GcovQuery{Dir: dir})
+	return r.Files, err
 }

@@ -208,6 +208,29 @@ type ProgStats struct {
 	Progs []ProgStat
 }
 
+// GcovRoot is where a kernel with CONFIG_GCOV_KERNEL keeps its gcov data
+// in debugfs: a .gcda file per profiled object, at the path of the object
+// in the build directory below it, and the file reset.
+const GcovRoot = "/sys/kernel/debug/gcov"
+
+// GcovQuery names a directory below GcovRoot whose .gcda files to read, e.g.
+// the build directory followed by kernel/sched.
+type GcovQuery struct {
+	Dir string
+}
+
+// GcovData is the kernel's gcov data below a directory: every .gcda file
+// there and below, at its path relative to the directory.
+type GcovData struct {
+	Files []GcovFile
+}
+
+// GcovFile is one .gcda file.
+type GcovFile struct {
+	Path string // relative to GcovQuery.Dir, slash-separated
+	Data []byte
+}
+
 // AfterSpecQuery lists the schedulers a spec loaded.
 type AfterSpecQuery struct {
 	IDs []int

@@ -29,6 +29,7 @@ type buildFlags struct {
 	pahole      string
 	jobs        int
 	force       bool
+	coverage    bool
 }
 
 // listFlag is a flag that may be given several times.
@@ -62,6 +63,7 @@ func (b *buildFlags) registerAll(fs *flag.FlagSet) {
 	fs.StringVar(&b.pahole, "pahole", "", "use this pahole (v1.26 or newer) `binary` (default: the system's if new enough, else Debian trixie's, fetched into the cache)")
 	b.registerJobs(fs)
 	fs.BoolVar(&b.force, "force", false, "build even if the cache holds this kernel")
+	fs.BoolVar(&b.coverage, "coverage", false, "build a coverage kernel: gcov profiling of the sched_ext code (kernel/kconfig/fragments/coverage.config, kernel/sched/build_policy.o profiled), its gcov notes kept in the cache entry for `scxcheck run --coverage` (see docs/coverage.md)")
 }
 
 // requested reports whether a source build was asked for.
@@ -97,6 +99,7 @@ func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Opti
 		Mirror:    mirror,
 		Jobs:      b.jobs,
 		Force:     b.force,
+		Coverage:  b.coverage,
 		Log:       func(format string, args ...any) { fmt.Fprintf(log, "scxcheck: "+format+"\n", args...) },
 	}, nil
 }

@@ -63,6 +63,11 @@ type Options struct {
 	Jobs int
 	// Force builds even when the cache has the kernel.
 	Force bool
+	// Coverage builds a coverage kernel: gcov profiling of the sched_ext
+	// code (kconfig.Coverage's fragment after Fragments, ProfiledObjects
+	// profiled), its notes and sources kept in the cache entry
+	// (OpenCoverage). It is an entry of its own.
+	Coverage bool
 	// WorkDir overrides the build directory (for the benchmark).
 	WorkDir string
 	// Log receives progress lines (nil = silent).
@@ -87,6 +92,12 @@ type Result struct {
 	// TestPatch says the kernel has scxcheck's test-only patch (Options.
 	// TestPatch, or the same patch given in Options.Patches).
 	TestPatch bool
+	// Patches are the patches applied, in order (the test-only one
+	// marked Test).
+	Patches []Patch
+	// Coverage is the gcov data of a coverage kernel (Options.Coverage),
+	// nil otherwise.
+	Coverage *Coverage
 }
 
 // baseTargets are the make targets that can be a base config.
@@ -120,6 +131,9 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		o.Base = "tinyconfig"
 	}
 	r := o.Runner
+	if o.Coverage {
+		o.Fragments = append(slices.Clip(o.Fragments), kconfig.Coverage())
+	}
 
 	// Everything the user passed is checked before anything slow.
 	base, baseData, err := o.baseInput()
@@ -159,6 +173,14 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	if err := checkToolchain(ctx, r, configTools, buildTools); err != nil {
 		return nil, err
 	}
+	var cov *Coverage
+	if o.Coverage {
+		gcovProg, gccVersion, err := findGcov(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		cov = &Coverage{Objects: ProfiledObjects, GCOV: gcovProg, Compiler: gccVersion}
+	}
 	if tree == nil {
 		if tree, err = defaultTree(ctx, r, o.CacheDir, series, o.Series != "", o.Mirror, o.logf); err != nil {
 			return nil, err
@@ -176,19 +198,30 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	in := KeyInputs{
 		Recipe: recipe, Tree: treeKey, Patches: patchesKey(patches), Base: base, Fragments: fragKeys,
 		Arch: arch, CC: toolVersion(ctx, r, "gcc"), LD: toolVersion(ctx, r, "ld"), Pahole: paholeLine,
+		Coverage: o.Coverage,
 	}
 	key := in.Key()
 	store, name := kernels(o.CacheDir), entryName(tree.Version, key)
 	entry := store.Path(name)
 	res := &Result{Entry: entry, Tree: tree, Key: key, Log: filepath.Join(entry, "build.log"),
-		TestPatch: slices.ContainsFunc(patches, func(p Patch) bool { return p.Test })}
-	if !o.Force {
-		if img, m, err := openEntry(store, name, key); err == nil {
-			store.Touch(name)
-			o.logf("kernel from cache: %s (built %s in %s%s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration, testPatchNote(patches))
-			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
-			return res, nil
+		TestPatch: slices.ContainsFunc(patches, func(p Patch) bool { return p.Test }), Patches: patches}
+	fromCache := func() bool {
+		img, m, err := openEntry(store, name, key)
+		if err != nil {
+			return false
 		}
+		if o.Coverage {
+			if res.Coverage, err = OpenCoverage(img.Boot); err != nil {
+				return false
+			}
+		}
+		store.Touch(name)
+		o.logf("kernel from cache: %s (built %s in %s%s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration, testPatchNote(patches))
+		res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
+		return true
+	}
+	if !o.Force && fromCache() {
+		return res, nil
 	}
 
 	// One build directory per tree, patched or not: the kernel is built
@@ -206,12 +239,8 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, err
 	}
 	defer unlock()
-	if !o.Force { // another scxcheck may have built it while this one waited
-		if img, _, err := openEntry(store, name, key); err == nil {
-			store.Touch(name)
-			res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
-			return res, nil
-		}
+	if !o.Force && fromCache() { // another scxcheck may have built it while this one waited
+		return res, nil
 	}
 	os.WriteFile(filepath.Join(work, "tree"), []byte(tree.Dir+"\n"), 0o644)
 
@@ -275,7 +304,11 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, err
 	}
 	mk := func(args ...string) []string {
-		return append([]string{"-C", src, "O=" + obj, "ARCH=" + arch, "PAHOLE=" + pahole}, args...)
+		vars := []string{"-C", src, "O=" + obj, "ARCH=" + arch, "PAHOLE=" + pahole}
+		if o.Coverage {
+			vars = append(vars, coverageMakeArgs()...)
+		}
+		return append(vars, args...)
 	}
 	what := tree.Dir
 	if tree.Origin != "" {
@@ -330,18 +363,31 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	os.WriteFile(filepath.Join(obj, paholeStamp), []byte(paholeLine+"\n"), 0o644)
 	o.logf("build: done in %s (%d steps)", fmtDuration(time.Since(makeStart)), p.steps)
 
+	if cov != nil {
+		cov.ObjDir, cov.SrcDir = obj, src
+	}
 	m := manifest{Key: key, Inputs: in, TreeDir: tree.Dir, Origin: tree.Origin, Version: tree.Version,
 		Base: o.Base, Frags: fragmentList(o.Fragments), Built: time.Now().UTC(),
-		Duration: fmtDuration(time.Since(start))}
+		Duration: fmtDuration(time.Since(start)), Coverage: cov}
 	for _, p := range patches {
 		m.Patches = append(m.Patches, p.Name)
 	}
 	logFile.Sync()
-	img, err := collect(ctx, r, obj, logPath, store, name, m)
+	img, err := collect(ctx, r, obj, logPath, store, name, m, func(dir string) error {
+		if cov == nil {
+			return nil
+		}
+		return stageCoverage(dir, obj, src, patches)
+	})
 	if err != nil {
 		return nil, err
 	}
 	res.Image, res.Elapsed = img, time.Since(start)
+	if cov != nil {
+		if res.Coverage, err = OpenCoverage(img.Boot); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -465,8 +511,10 @@ func forceRelink(obj, pahole string) {
 	}
 }
 
-// collect copies the kernel out of obj into a new cache entry and opens it.
-func collect(ctx context.Context, r Runner, obj, logPath string, store cache.Store, name string, m manifest) (*kernel.Image, error) {
+// collect copies the kernel out of obj into a new cache entry and opens it;
+// stageMore adds what else the entry holds (a coverage kernel's gcov data)
+// to the staged directory.
+func collect(ctx context.Context, r Runner, obj, logPath string, store cache.Store, name string, m manifest, stageMore func(dir string) error) (*kernel.Image, error) {
 	staged, err := store.Stage(name)
 	if err != nil {
 		return nil, err
@@ -493,6 +541,9 @@ func collect(ctx context.Context, r Runner, obj, logPath string, store cache.Sto
 		return nil, err
 	}
 	if err := cfg.Require("built kernel config", kernel.RequiredSymbols...); err != nil {
+		return nil, err
+	}
+	if err := stageMore(tmp); err != nil {
 		return nil, err
 	}
 	if _, err := staged.Commit(m); err != nil {

@@ -29,6 +29,8 @@ type KeyInputs struct {
 	CC        string   `json:"cc"`     // first line of gcc --version
 	LD        string   `json:"ld"`     // first line of ld --version
 	Pahole    string   `json:"pahole"` // pahole --version
+	// Coverage: a coverage kernel (Options.Coverage).
+	Coverage bool `json:"coverage,omitempty"`
 }
 
 // Key is the hex SHA-256 of the inputs.
@@ -65,6 +67,8 @@ type manifest struct {
 	Patches  []string  `json:"patch_names,omitempty"`
 	Built    time.Time `json:"built"`
 	Duration string    `json:"duration"`
+	// Coverage is set for a coverage kernel; its files are in coverageDir.
+	Coverage *Coverage `json:"coverage,omitempty"`
 }
 
 // entryName is the entry of the kernel of key built from a tree of version.

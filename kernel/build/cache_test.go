@@ -1,7 +1,9 @@
 package build
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +37,8 @@ func TestKeyAnyChangedInputMisses(t *testing.T) {
 			f.SetString(f.String() + "x")
 		case reflect.Int:
 			f.SetInt(f.Int() + 1)
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
 		case reflect.Slice:
 			f.Set(reflect.Append(f, reflect.ValueOf("extra")))
 		default:
@@ -43,6 +47,11 @@ func TestKeyAnyChangedInputMisses(t *testing.T) {
 		if changed.Key() == base.Key() {
 			t.Errorf("changing %s did not change the key", v.Type().Field(i).Name)
 		}
+	}
+	// A plain kernel's key is what it was before coverage kernels
+	// existed: its entries stay valid.
+	if data, _ := json.Marshal(sampleInputs()); strings.Contains(string(data), "coverage") {
+		t.Errorf("a plain kernel's key inputs name coverage: %s", data)
 	}
 	// Order matters for fragments and patches.
 	swapped := sampleInputs()

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -198,7 +199,8 @@ func (s Store) Stage(name string) (*Staged, error) {
 }
 
 // Commit writes the manifest, meta's fields and the size and SHA-256 of
-// every regular file in the staged directory but the Unlisted, and renames
+// every regular file in the staged directory and its subdirectories (by
+// slash-separated path) but the Unlisted, and renames
 // the directory into place. It returns the entry's directory.
 func (st *Staged) Commit(meta any) (string, error) {
 	s := st.store
@@ -231,19 +233,23 @@ func (st *Staged) Discard() {
 
 func (s Store) writeManifest(dir string, meta any) error {
 	files := map[string]fsutil.Hash{}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || e.Name() == s.Manifest || slices.Contains(s.Unlisted, e.Name()) {
-			continue
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
 		}
-		h, err := fsutil.HashFile(filepath.Join(dir, e.Name()))
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == s.Manifest || slices.Contains(s.Unlisted, rel) {
+			return err
+		}
+		h, err := fsutil.HashFile(p)
 		if err != nil {
 			return err
 		}
-		files[e.Name()] = h
+		files[filepath.ToSlash(rel)] = h
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fields := map[string]json.RawMessage{}
 	if meta != nil {

@@ -13,7 +13,9 @@
 //   - sub-sched.config: what sched_ext cgroup sub-schedulers, the fixtures
 //     and the suites need;
 //   - vm.config: what scxcheck's QEMU VM and its guest agent need of any
-//     kernel it boots.
+//     kernel it boots;
+//   - coverage.config: gcov profiling, for `kernel build --coverage`
+//     (Coverage), merged after the other two.
 package kconfig
 
 import (
@@ -35,15 +37,20 @@ const fragmentDir = "kernel/kconfig/fragments"
 // Default returns scxcheck's own fragments in the order they are merged,
 // before any of the user's.
 func Default() []Fragment {
-	var out []Fragment
-	for _, n := range []string{"sub-sched.config", "vm.config"} {
-		data, err := fragments.ReadFile(path.Join("fragments", n))
-		if err != nil {
-			panic(err) // embedded: cannot fail
-		}
-		out = append(out, Fragment{Name: path.Join(fragmentDir, n), Data: data})
+	return []Fragment{embedded("sub-sched.config"), embedded("vm.config")}
+}
+
+// Coverage returns the fragment of a coverage kernel (gcov profiling of
+// the objects the build asks for), merged after Default's.
+func Coverage() Fragment { return embedded("coverage.config") }
+
+// embedded returns one of scxcheck's fragments.
+func embedded(name string) Fragment {
+	data, err := fragments.ReadFile(path.Join("fragments", name))
+	if err != nil {
+		panic(err) // embedded: cannot fail
 	}
-	return out
+	return Fragment{Name: path.Join(fragmentDir, name), Data: data}
 }
 
 // Verify checks the config olddefconfig wrote at cfgPath, in a build of the
