@@ -215,25 +215,7 @@ func FromPatches(patches ...*diff.Patch) *Changes {
 	c := &Changes{}
 	for _, p := range patches {
 		for _, f := range p.Files {
-			// Move the lines of the earlier patches in this file.
-			for _, h := range c.Hunks {
-				if h.File == "" || h.File != f.OldPath {
-					continue
-				}
-				for i := range h.Added {
-					a := &h.Added[i]
-					if a.Line == 0 {
-						continue
-					}
-					if n, ok := f.MapLine(a.Line); ok {
-						a.Line = n
-					} else {
-						a.Line, a.Match = 0, Missing
-						h.Note = fmt.Sprintf("lines changed again by %s", p)
-					}
-				}
-				h.File = f.NewPath
-			}
+			c.move(p, f)
 			for _, dh := range f.Hunks {
 				h := &Hunk{Patch: p.String(), Path: f.Path(), Header: dh.Header(), File: f.NewPath}
 				for _, l := range dh.Lines {
@@ -249,6 +231,56 @@ func FromPatches(patches ...*diff.Patch) *Changes {
 		h.settle()
 	}
 	return c
+}
+
+// Then moves the lines of c through patches applied, in order, on top of
+// the tree c describes, as FromPatches does within its series: each line
+// is then where it is after those patches, and one a patch removes is
+// Missing. The patches' own hunks are not added: they are not the change
+// under test (scxcheck's test-only patch applied after the user's, for
+// instance).
+func (c *Changes) Then(patches ...*diff.Patch) {
+	lost := map[*Hunk]bool{}
+	for _, p := range patches {
+		for _, f := range p.Files {
+			for _, h := range c.move(p, f) {
+				lost[h] = true
+			}
+		}
+	}
+	for _, h := range c.Hunks {
+		if lost[h] {
+			h.settle()
+		}
+	}
+}
+
+// move moves the lines of c's hunks in the file f of patch p changes to
+// where they are after it, and returns the hunks of which it removed lines.
+func (c *Changes) move(p *diff.Patch, f *diff.File) []*Hunk {
+	var lost []*Hunk
+	for _, h := range c.Hunks {
+		if h.File == "" || h.File != f.OldPath {
+			continue
+		}
+		for i := range h.Added {
+			a := &h.Added[i]
+			if a.Line == 0 {
+				continue
+			}
+			if n, ok := f.MapLine(a.Line); ok {
+				a.Line = n
+			} else {
+				a.Line, a.Match = 0, Missing
+				h.Note = fmt.Sprintf("lines changed again by %s", p)
+				if len(lost) == 0 || lost[len(lost)-1] != h {
+					lost = append(lost, h)
+				}
+			}
+		}
+		h.File = f.NewPath
+	}
+	return lost
 }
 
 // settle sets a header-placed hunk's status from its lines.

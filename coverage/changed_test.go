@@ -83,6 +83,30 @@ func TestFromPatches(t *testing.T) {
 	}
 }
 
+// Then moves the first patch's lines through the second (applied on top,
+// as scxcheck's test-only patch is after the user's) without adding the
+// second's hunks: the first's lines where they are after both, less line 10,
+// which the second rewrote (in FromPatches of both it is the second's).
+func TestThen(t *testing.T) {
+	ps := patches(t, "series.mbox")
+	c := coverage.FromPatches(ps[0])
+	c.Then(ps[1])
+	if len(c.Hunks) != len(coverage.FromPatches(ps[0]).Hunks) {
+		t.Fatalf("Then added hunks: %d", len(c.Hunks))
+	}
+	want := coverage.Lines{"kernel/sched/ext/ext.c": {8, 9, 11, 12, 20}, "kernel/sched/new.c": {1, 2, 3, 4}}
+	if got := c.Lines(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after Then: %v, want %v", got, want)
+	}
+	if h := c.Hunks[0]; h.Status != coverage.Fuzzy || h.Added[2].Match != coverage.Missing || !strings.Contains(h.Note, "changed again") {
+		t.Errorf("first hunk: %+v", h)
+	}
+	// A hunk that only moved keeps its status and confidence.
+	if h := c.Hunks[len(c.Hunks)-1]; h.Status != coverage.Exact || h.Confidence != 1 {
+		t.Errorf("last hunk: %+v", h)
+	}
+}
+
 func TestFromGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")

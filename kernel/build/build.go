@@ -198,7 +198,9 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	in := KeyInputs{
 		Recipe: recipe, Tree: treeKey, Patches: patchesKey(patches), Base: base, Fragments: fragKeys,
 		Arch: arch, CC: toolVersion(ctx, r, "gcc"), LD: toolVersion(ctx, r, "ld"), Pahole: paholeLine,
-		Coverage: o.Coverage,
+	}
+	if o.Coverage {
+		in.Coverage = coverageRecipe
 	}
 	key := in.Key()
 	store, name := kernels(o.CacheDir), entryName(tree.Version, key)
@@ -377,7 +379,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		if cov == nil {
 			return nil
 		}
-		return stageCoverage(dir, obj, src, patches)
+		return stageCoverage(dir, obj, src, patches, cov)
 	})
 	if err != nil {
 		return nil, err

@@ -37,6 +37,8 @@ type fakeMake struct {
 	relinks int    // builds that found no linked vmlinux in obj
 	targets []string
 	noGelf  bool // the compiler does not find <gelf.h>
+	// profiled counts the kernel builds asked to profile build_policy.o.
+	profiled int
 }
 
 func (f *fakeMake) Run(ctx context.Context, c *Cmd) error {
@@ -51,6 +53,12 @@ func (f *fakeMake) Run(ctx context.Context, c *Cmd) error {
 		return f.make(c.Args, out)
 	case c.Name == "gcc" && slices.Contains(c.Args, "--version"):
 		fmt.Fprintln(out, "gcc (Fake) 12.2.0")
+		return nil
+	case c.Name == "gcc" && slices.Contains(c.Args, "-dumpfullversion"):
+		fmt.Fprintln(out, "12.2.0")
+		return nil
+	case c.Name == "gcov-12" && slices.Contains(c.Args, "--version"):
+		fmt.Fprintln(out, "gcov (Fake) 12.2.0")
 		return nil
 	case c.Name == "gcc":
 		in, _ := io.ReadAll(c.Stdin)
@@ -79,6 +87,7 @@ func (f *fakeMake) Run(ctx context.Context, c *Cmd) error {
 func (f *fakeMake) make(args []string, out io.Writer) error {
 	var src, obj string
 	var targets []string
+	profile := slices.Contains(args, "GCOV_PROFILE_build_policy.o=y")
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -112,6 +121,19 @@ func (f *fakeMake) make(args []string, out io.Writer) error {
 		}
 		for _, l := range []string{"  SYNC    include/config/auto.conf", "  CC      kernel/fork.o", "  LD      vmlinux.o", "  BTF     .tmp_vmlinux1", "  BUILD   arch/x86/boot/bzImage"} {
 			fmt.Fprintln(out, l)
+		}
+		// A profiled object leaves its notes, and kbuild its dependencies.
+		notes := filepath.Join(obj, "kernel/sched/build_policy.gcno")
+		os.Remove(notes)
+		if profile {
+			f.profiled++
+			os.MkdirAll(filepath.Dir(notes), 0o755)
+			os.WriteFile(notes, []byte("oncg"), 0o644)
+			deps := fmt.Sprintf("savedcmd_kernel/sched/build_policy.o := gcc ...\n\n"+
+				"source_kernel/sched/build_policy.o := %[1]s/kernel/fork.c\n\n"+
+				"deps_kernel/sched/build_policy.o := \\\n  %[1]s/Makefile \\\n    $(wildcard include/config/BAZ) \\\n"+
+				"  include/generated/autoconf.h \\\n\nkernel/sched/build_policy.o: $(deps_kernel/sched/build_policy.o)\n", src)
+			os.WriteFile(filepath.Join(obj, "kernel/sched/.build_policy.o.cmd"), []byte(deps), 0o644)
 		}
 		elf := kerneltest.ELF("7.2.0-fake", true)
 		bz := kerneltest.BzImage(kerneltest.BzImageOptions{Release: "7.2.0-fake", Payload: elf})
@@ -625,5 +647,83 @@ func TestFakeMakeSeriesChoosesDebianSources(t *testing.T) {
 	fb.opts.Series, fb.opts.Tree = "7.3", tree73
 	if _, err := fb.build(); !errors.Is(err, ErrNotTree) || !strings.Contains(err.Error(), "exclude each other") {
 		t.Errorf("series and tree: err = %v", err)
+	}
+}
+
+// A coverage kernel is an entry of its own, built from the same build
+// directory with build_policy.o profiled on make's command line, and keeps
+// the notes, the compiled sources and the patches; a plain kernel has no
+// gcov data.
+func TestFakeMakeCoverageKernel(t *testing.T) {
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("no patch command")
+	}
+	fb := newFakeBuild(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "0001-fork.patch"), []byte(forkPatch), 0o644)
+	fb.opts.Patches = []string{dir}
+	plain := fb.mustBuild(false)
+	if fb.make.profiled != 0 || plain.Coverage != nil {
+		t.Fatalf("a plain build profiled (%d) or has coverage %+v", fb.make.profiled, plain.Coverage)
+	}
+	if _, err := OpenCoverage(plain.Image.Boot); !errors.Is(err, ErrNoCoverage) || !strings.Contains(err.Error(), "kernel build --coverage") {
+		t.Errorf("OpenCoverage of a plain kernel: %v", err)
+	}
+
+	fb.opts.Coverage = true
+	cov := fb.mustBuild(false)
+	if cov.Key == plain.Key || cov.Entry == plain.Entry || fb.make.profiled != 1 {
+		t.Fatalf("coverage kernel: key %s (plain %s), %d profiled builds", cov.Key, plain.Key, fb.make.profiled)
+	}
+	c := cov.Coverage
+	if c == nil || c.GCOV != "gcov-12" || c.Compiler != "12.2.0" || !strings.HasSuffix(c.ObjDir, "/obj") || !strings.HasSuffix(c.SrcDir, "/src") {
+		t.Fatalf("coverage %+v", c)
+	}
+	if c.GuestDir() != "/sys/kernel/debug/gcov"+c.ObjDir {
+		t.Errorf("guest dir %s", c.GuestDir())
+	}
+	for _, f := range []string{
+		filepath.Join(c.Notes, "kernel/sched/build_policy.gcno"),
+		filepath.Join(c.Sources, "kernel/fork.c"), // the compiled source, patched
+		filepath.Join(c.Sources, "Makefile"),      // a dependency
+	} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("the entry lacks %s", f)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.Sources, "kernel/fork.c")); !strings.Contains(string(b), "return 42") {
+		t.Errorf("kept source is not the patched one: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(c.Sources, "include/generated/autoconf.h")); err == nil {
+		t.Error("a generated file of the build directory was kept as a source")
+	}
+	if len(c.Patches) != 1 || c.Patches[0].Name == "" || c.Patches[0].Test {
+		t.Fatalf("patches %+v", c.Patches)
+	}
+	if b, _ := os.ReadFile(c.Patches[0].File); string(b) != forkPatch {
+		t.Errorf("kept patch %q", b)
+	}
+	cfg, _ := kernel.ReadConfig(cov.Image.Config)
+	if cfg["CONFIG_GCOV_KERNEL"] != "y" || cfg["CONFIG_DEBUG_FS"] != "y" {
+		t.Errorf("config lacks gcov: %v", cfg)
+	}
+
+	// Again: from the cache, with its coverage; the plain one too.
+	again := fb.mustBuild(true)
+	if again.Coverage == nil || again.Coverage.Notes != c.Notes {
+		t.Errorf("cached coverage kernel: %+v", again.Coverage)
+	}
+	if got, err := OpenCoverage(cov.Image.Boot); err != nil || got.ObjDir != c.ObjDir {
+		t.Errorf("OpenCoverage = %+v, %v", got, err)
+	}
+	fb.opts.Coverage = false
+	if p := fb.mustBuild(true); p.Coverage != nil {
+		t.Error("the plain kernel from the cache has coverage")
+	}
+
+	// An entry whose notes were damaged is no coverage kernel.
+	os.WriteFile(filepath.Join(c.Notes, "kernel/sched/build_policy.gcno"), []byte("x"), 0o644)
+	if _, err := OpenCoverage(cov.Image.Boot); !errors.Is(err, ErrNoCoverage) {
+		t.Errorf("OpenCoverage of a damaged entry: %v", err)
 	}
 }

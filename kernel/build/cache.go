@@ -29,8 +29,9 @@ type KeyInputs struct {
 	CC        string   `json:"cc"`     // first line of gcc --version
 	LD        string   `json:"ld"`     // first line of ld --version
 	Pahole    string   `json:"pahole"` // pahole --version
-	// Coverage: a coverage kernel (Options.Coverage).
-	Coverage bool `json:"coverage,omitempty"`
+	// Coverage is coverageRecipe for a coverage kernel (Options.
+	// Coverage), 0 otherwise.
+	Coverage int `json:"coverage,omitempty"`
 }
 
 // Key is the hex SHA-256 of the inputs.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/scxcheck/scxcheck/internal/fsutil"
+	"github.com/scxcheck/scxcheck/kernel"
 	"github.com/scxcheck/scxcheck/kernel/cache"
 )
 
@@ -56,6 +57,10 @@ type Coverage struct {
 	// that gcc's version.
 	GCOV     string `json:"gcov"`
 	Compiler string `json:"compiler"`
+	// Patches are the patches applied to the tree copy, in order, their
+	// text kept in the entry: where the lines of a change to the tree
+	// are in the compiled sources follows from them.
+	Patches []CoveragePatch `json:"patches,omitempty"`
 
 	// Filled in by OpenCoverage: Notes holds the .gcno files at their
 	// paths relative to ObjDir, Sources the compiled sources at their
@@ -66,6 +71,20 @@ type Coverage struct {
 	Tree    string `json:"-"`
 	Entry   string `json:"-"`
 }
+
+// CoveragePatch is a patch a coverage kernel was built with.
+type CoveragePatch struct {
+	Name string `json:"name"`
+	// File holds its text: relative to the entry in the manifest,
+	// absolute once OpenCoverage returned it.
+	File string `json:"file"`
+	// Test marks scxcheck's test-only patch.
+	Test bool `json:"test,omitempty"`
+}
+
+// coverageRecipe is KeyInputs.Coverage of a coverage kernel: it changes
+// whenever what a coverage entry holds changes.
+const coverageRecipe = 1
 
 // GuestDir is the directory of the kernel's gcov data in the guest, below
 // which each profiled object's .gcda is at its path relative to ObjDir.
@@ -104,14 +123,25 @@ func findGcov(ctx context.Context, r Runner) (prog, version string, err error) {
 
 // stageCoverage copies a coverage kernel's notes and sources from the
 // build directory obj and the tree copy src into the staged entry dir:
-// the .gcno of every profiled object, and every file of src its
-// compilation read (kbuild's dependency list in obj/<dir>/.<object>.cmd)
-// or one of patches changed.
-func stageCoverage(dir, obj, src string, patches []Patch) error {
+// the .gcno of every profiled object, every file of src its compilation
+// read (kbuild's dependency list in obj/<dir>/.<object>.cmd) or one of
+// patches changed, and the patches; it records the patches in cov.
+func stageCoverage(dir, obj, src string, patches []Patch, cov *Coverage) error {
+	cov.Patches = nil
+	for i, p := range patches {
+		rel := filepath.Join(coverageDir, "patches", fmt.Sprintf("%04d.patch", i+1))
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
+			return fmt.Errorf("keep the patches: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, rel), p.Data, 0o644); err != nil {
+			return fmt.Errorf("keep the patches: %w", err)
+		}
+		cov.Patches = append(cov.Patches, CoveragePatch{Name: p.Name, File: rel, Test: p.Test})
+	}
 	files := map[string]bool{}
 	for _, o := range ProfiledObjects {
 		stem := strings.TrimSuffix(o, ".o")
-		if err := fsutil.CopyFile(filepath.Join(obj, stem+".gcno"), filepath.Join(dir, coverageDir, "notes", stem+".gcno")); err != nil {
+		if err := copyMkdir(filepath.Join(obj, stem+".gcno"), filepath.Join(dir, coverageDir, "notes", stem+".gcno")); err != nil {
 			return fmt.Errorf("keep the gcov notes of %s: %w (was it compiled with profiling?)", o, err)
 		}
 		deps, err := readDeps(filepath.Join(obj, filepath.Dir(o), "."+filepath.Base(o)+".cmd"), src)
@@ -132,11 +162,19 @@ func stageCoverage(dir, obj, src string, patches []Patch) error {
 		if fi, err := os.Stat(from); err != nil || !fi.Mode().IsRegular() {
 			continue // a file a patch deleted
 		}
-		if err := fsutil.CopyFile(from, filepath.Join(dir, coverageDir, "src", f)); err != nil {
+		if err := copyMkdir(from, filepath.Join(dir, coverageDir, "src", f)); err != nil {
 			return fmt.Errorf("keep the compiled sources: %w", err)
 		}
 	}
 	return nil
+}
+
+// copyMkdir copies the file from to the path to, creating its directory.
+func copyMkdir(from, to string) error {
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return fsutil.CopyFile(from, to)
 }
 
 // readDeps returns the files below src that kbuild's command file of an
@@ -219,6 +257,17 @@ func OpenCoverage(image string) (*Coverage, error) {
 	c.Notes = filepath.Join(entry, coverageDir, "notes")
 	c.Sources = filepath.Join(entry, coverageDir, "src")
 	c.Tree, c.Entry = m.TreeDir, entry
+	c.Patches = slices.Clone(c.Patches)
+	for i := range c.Patches {
+		c.Patches[i].File = filepath.Join(entry, c.Patches[i].File)
+	}
+	cfg, err := kernel.ReadConfig(filepath.Join(entry, "config"))
+	if err != nil {
+		return nil, err
+	}
+	if cfg["CONFIG_GCOV_KERNEL"] != "y" {
+		return nil, noCoverage("its config lacks CONFIG_GCOV_KERNEL=y")
+	}
 	if _, err := lookPath(c.GCOV); err != nil {
 		return nil, &wrapError{fmt.Sprintf("kernel %s was built by gcc %s, whose gcov (%s) is gone: reinstall it, or build again",
 			image, c.Compiler, c.GCOV), []error{ErrNoCoverage}}
