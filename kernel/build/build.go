@@ -232,6 +232,13 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 	work := o.WorkDir
 	if work == "" {
 		work = filepath.Join(o.CacheDir, "build", "work", fsutil.HashString(tree.Dir)[:16])
+		if o.Coverage {
+			// A coverage kernel's config differs from a plain one's in
+			// CONFIG_CONSTRUCTORS, which nearly every object depends on:
+			// switching one build directory between the two would rebuild
+			// the whole kernel every time.
+			work += "-coverage"
+		}
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err

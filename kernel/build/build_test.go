@@ -672,6 +672,9 @@ func TestFakeMakeCoverageKernel(t *testing.T) {
 
 	fb.opts.Coverage = true
 	cov := fb.mustBuild(false)
+	if works, _ := filepath.Glob(filepath.Join(fb.opts.CacheDir, "build", "work", "*-coverage", "obj")); len(works) != 1 {
+		t.Errorf("coverage build directories %q, want one of its own", works)
+	}
 	if cov.Key == plain.Key || cov.Entry == plain.Entry || fb.make.profiled != 1 {
 		t.Fatalf("coverage kernel: key %s (plain %s), %d profiled builds", cov.Key, plain.Key, fb.make.profiled)
 	}

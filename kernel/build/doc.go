@@ -17,7 +17,9 @@
 // locked while a build runs in it: src/ is a copy of the tree (never the
 // tree itself: patches are applied there; later builds copy only what
 // changed), obj/ the kernel's O= build directory, so that later builds of
-// the same tree, with or without patches, are incremental. Prune removes
+// the same tree, with or without patches, are incremental (a coverage kernel,
+// Options.Coverage, has a work directory of its own, <hash>-coverage/).
+// Prune removes
 // old entries and the work directories of trees that are gone.
 //
 // Errors wrap ErrNotTree, ErrPatch, ErrFragment (bad input), ErrToolchain,
