@@ -9,7 +9,9 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/scxcheck/scxcheck/outcome"
 	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 	"github.com/scxcheck/scxcheck/results"
@@ -104,10 +106,16 @@ func (h *Harness) cleanUp() {
 	}
 }
 
-// infra records an infrastructure failure and fails the current node.
+// infra records an infrastructure failure and fails the current node, of
+// class infra when it is a spec (a replacement VM that does not boot, e.g.
+// the "IO-APIC + timer doesn't work" panic of TCG on a loaded host: the spec
+// was not run, which is neither a pass nor the kernel's failure).
 func (h *Harness) infra(err error) {
 	if h.result.Infra == nil {
 		h.result.Infra = err
+	}
+	if CurrentSpecReport().LeafNodeType.Is(types.NodeTypeIt) {
+		RecordClass(outcome.Infra)
 	}
 	Fail(err.Error())
 }
