@@ -65,14 +65,48 @@ var traceLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+
 // TracePrefix starts every fixture trace payload.
 const TracePrefix = "scxcheck: "
 
+// TraceLine is any trace_pipe line in the default format.
+type TraceLine struct {
+	// Comm and PID are the task that was running, CPU the one traced on.
+	Comm     string
+	PID, CPU int
+	// Time is the trace clock in seconds.
+	Time float64
+	// Event is the tracepoint's name (bpf_trace_printk for bpf_printk),
+	// Payload what follows it.
+	Event, Payload string
+}
+
+// ParseTraceLine parses a trace_pipe line; ok is false for a line not in
+// the default format (e.g. a lost-events notice).
+func ParseTraceLine(line string) (TraceLine, bool) {
+	m := traceLine.FindStringSubmatch(line)
+	if m == nil {
+		return TraceLine{}, false
+	}
+	l := TraceLine{Comm: strings.TrimSpace(m[1]), Event: m[5], Payload: m[6]}
+	l.PID, _ = strconv.Atoi(m[2])
+	l.CPU, _ = strconv.Atoi(m[3])
+	l.Time, _ = strconv.ParseFloat(m[4], 64)
+	return l, true
+}
+
 // ParseTrace parses a trace_pipe line carrying a fixture event; ok is false
 // for other lines.
 func ParseTrace(line string) (ev TraceEvent, ok bool) {
-	m := traceLine.FindStringSubmatch(line)
-	if m == nil {
+	l, ok := ParseTraceLine(line)
+	if !ok {
 		return ev, false
 	}
-	payload, found := strings.CutPrefix(m[6], TracePrefix)
+	ev, ok = l.Fixture()
+	ev.Raw = line
+	return ev, ok
+}
+
+// Fixture parses the line's payload as a fixture event; ok is false for
+// other payloads. Raw is left empty.
+func (l TraceLine) Fixture() (ev TraceEvent, ok bool) {
+	payload, found := strings.CutPrefix(l.Payload, TracePrefix)
 	if !found {
 		return ev, false
 	}
@@ -80,10 +114,7 @@ func ParseTrace(line string) (ev TraceEvent, ok bool) {
 	if len(words) < 2 {
 		return ev, false
 	}
-	ev = TraceEvent{Comm: strings.TrimSpace(m[1]), Raw: line, Fixture: words[0], Event: words[1], Fields: map[string]string{}}
-	ev.PID, _ = strconv.Atoi(m[2])
-	ev.CPU, _ = strconv.Atoi(m[3])
-	ev.Time, _ = strconv.ParseFloat(m[4], 64)
+	ev = TraceEvent{Comm: l.Comm, PID: l.PID, CPU: l.CPU, Time: l.Time, Fixture: words[0], Event: words[1], Fields: map[string]string{}}
 	for _, w := range words[2:] {
 		if k, v, ok := strings.Cut(w, "="); ok {
 			ev.Fields[k] = v
