@@ -174,6 +174,7 @@ var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
 			Expect(err).NotTo(HaveOccurred(), "link create succeeds; the rejection arrives as exit info")
 			exitsWith(ctx, extra, "SCX_EXIT_ERROR", "parent rejected (-28)")
 			Eventually(guest().Trace, settle).Should(HaveTraced("parent", "sub_attach", WithField("cgid", t2.ID), WithField("ret", -28)))
+			Expect(guest().Trace()).NotTo(HaveTraced("parent", "sub_detach", WithField("cgid", t2.ID)), "sub_detach for a child the parent rejected")
 			w := start(ctx, t1, proto.WorkSleep, 1, workTime)
 			finish(ctx, w)
 			stillRunning(ctx, first)

@@ -112,7 +112,10 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 				kinds[f.Kind] = true
 			}
 			Expect(kinds).To(HaveKey(vm.FaultPanic))
-			Expect(guest().ConsoleTail(400)).To(ContainSubstring("stack guard page was hit"))
+			// x86 reports the overflow from its double-fault handler: with
+			// "BUG: stack guard page was hit" when the fault address is in
+			// the guard page it can see, else only as the double fault.
+			Expect(guest().ConsoleTail(400)).To(Or(ContainSubstring("stack guard page was hit"), ContainSubstring("PANIC: double fault")))
 		})
 	})
 })
