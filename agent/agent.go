@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -73,8 +74,12 @@ func run(cfg Config, sys system) error {
 	}
 	events := newEventWriter(evPort)
 
+	timeline := timelineRequested(sys)
+	if timeline {
+		defer runtime.KeepAlive(startTimeline(sys, events))
+	}
 	go streamKmsg(sys, events)
-	go streamTrace(sys, events)
+	go streamTrace(sys, events, timeline)
 
 	ready := uptime()
 	events.send(proto.Event{Kind: proto.EventReady, Time: ready,

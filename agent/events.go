@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/scxcheck/scxcheck/proto"
 )
@@ -16,17 +17,30 @@ import (
 // eventWriter serialises events onto the events port.
 type eventWriter struct {
 	mu  sync.Mutex
+	w   io.Writer
 	enc *json.Encoder
 }
 
 func newEventWriter(w io.Writer) *eventWriter {
-	return &eventWriter{enc: json.NewEncoder(w)}
+	return &eventWriter{w: w, enc: json.NewEncoder(w)}
 }
 
 func (e *eventWriter) send(ev proto.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_ = e.enc.Encode(ev)
+}
+
+// sendAll sends events in one write.
+func (e *eventWriter) sendAll(evs []proto.Event) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, ev := range evs {
+		_ = enc.Encode(ev)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, _ = e.w.Write(b.Bytes())
 }
 
 func (e *eventWriter) agentf(format string, args ...any) {
@@ -74,10 +88,17 @@ func parseKmsg(rec string) (proto.Event, bool) {
 }
 
 // streamTrace forwards trace_pipe lines: bpf_printk output of the fixtures and
-// the sched_ext tracepoints the agent enables.
-func streamTrace(sys system, ev *eventWriter) {
+// the sched_ext tracepoints the agent enables; with timelines (timeline.go)
+// also every sched_ext tracepoint and the timeline tracer's lines, as
+// timeline events, read at a pace.
+func streamTrace(sys system, ev *eventWriter, timeline bool) {
 	const tracing = "/sys/kernel/tracing"
-	for _, event := range []string{"sched_ext/sched_ext_dump"} {
+	events := []string{"sched_ext/sched_ext_dump"}
+	var pace time.Duration
+	if timeline {
+		events, pace = []string{"sched_ext"}, timelinePace
+	}
+	for _, event := range events {
 		p := tracing + "/events/" + event + "/enable"
 		if err := sys.WriteFile(p, []byte("1")); err != nil && !os.IsNotExist(err) {
 			ev.agentf("enable trace event %s: %v", event, err)
@@ -89,10 +110,24 @@ func streamTrace(sys system, ev *eventWriter) {
 		return
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		ev.send(proto.Event{Kind: proto.EventTrace, Time: uptime(), Line: sc.Text()})
+	r := newTraceReader(f, pace)
+	for {
+		lines, err := r.next()
+		now := uptime()
+		evs := make([]proto.Event, 0, len(lines))
+		for _, l := range lines {
+			kind := proto.EventTrace
+			if timeline && timelineLine(l) {
+				kind = proto.EventTimeline
+			}
+			evs = append(evs, proto.Event{Kind: kind, Time: now, Line: l})
+		}
+		if len(evs) > 0 {
+			ev.sendAll(evs)
+		}
+		if err != nil {
+			ev.agentf("read trace_pipe: %v", err)
+			return
+		}
 	}
-	ev.agentf("read trace_pipe: %v", sc.Err())
 }

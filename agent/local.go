@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/scxcheck/scxcheck/proto"
@@ -16,16 +15,7 @@ const ReplayParam = "scxcheck.repro"
 
 // replayRequested returns ReplayParam's value from /proc/cmdline.
 func replayRequested(sys system) (string, bool) {
-	b, err := sys.ReadFile("/proc/cmdline")
-	if err != nil {
-		return "", false
-	}
-	for _, f := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(f, ReplayParam+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
+	return cmdlineParam(sys, ReplayParam)
 }
 
 func replay(cfg Config, value string) error {
@@ -49,7 +39,7 @@ func ServeLocal(ctl io.ReadWriteCloser, events io.Writer) error {
 	}
 	ev := newEventWriter(w)
 	go streamKmsg(linux{}, ev)
-	go streamTrace(linux{}, ev)
+	go streamTrace(linux{}, ev, false)
 	ev.send(proto.Event{Kind: proto.EventReady, Time: uptime(), Line: Version + " (in-guest replay)"})
 	return proto.Serve(ctl, localService{Service: &Service{events: ev}, ctl: ctl})
 }

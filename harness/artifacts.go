@@ -29,6 +29,7 @@ import (
 //	trace.txt    trace_pipe lines (fixture bpf_printk and sched_ext tracepoints)
 //	kmsg.txt     kernel log records, with the guest's timestamps
 //	dump.txt     sched_ext_dump payloads (the kernel's debug dump on error exits)
+//	timeline.txt.gz  with Options.Timeline, the spec's timeline events (timeline.go)
 //	exits.json   the exit info of every scheduler the spec loaded
 //	spec.json    the spec's outcome (SpecRecord), written last
 //
@@ -174,6 +175,9 @@ func (h *Harness) writeSpecArtifacts(dir string) error {
 	write("trace.txt", []byte(trace.String()))
 	write("kmsg.txt", []byte(kmsg.String()))
 	write("dump.txt", []byte(joinLines(results.DumpLines(evs))))
+	if err := h.writeTimeline(dir); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("write spec artifacts in %s: %w", dir, errors.Join(errs...))
 	}

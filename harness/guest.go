@@ -145,6 +145,7 @@ func (h *Harness) boot(ctx context.Context, why string) error {
 		QEMU:        h.opts.QEMU,
 		Log:         h.opts.Log,
 		KVMVerdicts: h.opts.KVMVerdicts,
+		Cmdline:     h.timelineCmdline(),
 	})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", h.opts.Kernel, err)
@@ -184,6 +185,7 @@ func (h *Harness) beforeEach(ctx SpecContext) {
 	g.specFaults = len(g.Faults())
 	g.verdict = specVerdict{}
 	h.beginSpec()
+	h.beginTimeline(ctx)
 	h.resetCoverage(ctx)
 }
 

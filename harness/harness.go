@@ -51,6 +51,9 @@ type Options struct {
 	KVMVerdicts string
 	// Coverage, if set, keeps every spec's gcov data (coverage.go).
 	Coverage *Coverage
+	// Timeline, with Artifacts, collects every spec's timeline events into
+	// its timeline.txt.gz, for the run report (timeline.go).
+	Timeline bool
 	// Boot, if set, replaces booting a VM: the replay of a spec inside
 	// the guest (package repro) runs the specs on a local vm.Machine.
 	Boot func(ctx context.Context) (*vm.Machine, error)

@@ -24,7 +24,19 @@ const (
 	EventKmsg  = "kmsg"  // a /dev/kmsg record
 	EventTrace = "trace" // a trace_pipe line
 	EventAgent = "agent" // a diagnostic from the agent itself
+	// EventTimeline is a trace_pipe line for the run report's timelines
+	// (TimelineParam): the timeline tracer's, a sched_ext
+	// tracepoint's, a TimelineMarker. Streamed only when asked for.
+	EventTimeline = "timeline"
 )
+
+// TimelineParam is the kernel command-line parameter (=1) that asks the
+// agent for timeline events.
+const TimelineParam = "scxcheck.timeline"
+
+// TimelineMarker starts what the host writes into the guest's
+// trace_marker where a spec begins and ends, on the trace clock.
+const TimelineMarker = "scxcheck-spec "
 
 // Event is one line streamed from the guest.
 type Event struct {

@@ -11,12 +11,15 @@ import (
 )
 
 // EventLog holds every event the agent streamed, in arrival order. Specs take
-// a Mark before acting and read what came after it.
+// a Mark before acting and read what came after it. Timeline events
+// (proto.EventTimeline, many) are kept apart, out of the specs' reads, until
+// TakeTimeline.
 type EventLog struct {
-	mu     sync.Mutex
-	events []proto.Event
-	ready  chan struct{}
-	once   sync.Once
+	mu       sync.Mutex
+	events   []proto.Event
+	timeline []proto.Event
+	ready    chan struct{}
+	once     sync.Once
 }
 
 func newEventLog() *EventLog {
@@ -32,7 +35,11 @@ func (l *EventLog) readFrom(r io.Reader) {
 			ev = proto.Event{Kind: proto.EventAgent, Line: "undecodable event: " + sc.Text()}
 		}
 		l.mu.Lock()
-		l.events = append(l.events, ev)
+		if ev.Kind == proto.EventTimeline {
+			l.timeline = append(l.timeline, ev)
+		} else {
+			l.events = append(l.events, ev)
+		}
 		l.mu.Unlock()
 		if ev.Kind == proto.EventReady {
 			l.once.Do(func() { close(l.ready) })
@@ -71,5 +78,15 @@ func (l *EventLog) Lines(mark int, kind string) []string {
 	for i, ev := range evs {
 		out[i] = ev.Line
 	}
+	return out
+}
+
+// TakeTimeline returns the timeline events that arrived since the last
+// call, and forgets them.
+func (l *EventLog) TakeTimeline() []proto.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.timeline
+	l.timeline = nil
 	return out
 }
