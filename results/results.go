@@ -12,7 +12,6 @@ package results
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,10 +56,6 @@ func (e TraceEvent) String() string {
 	return b.String()
 }
 
-// traceLine matches trace_pipe's default format:
-//
-//	<comm>-<pid> [<cpu>] <flags> <seconds>: <event>: <payload>
-var traceLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+)\]\s+\S+\s+(\d+\.\d+):\s+([\w:]+):\s?(.*)$`)
 
 // TracePrefix starts every fixture trace payload.
 const TracePrefix = "scxcheck: "
@@ -77,17 +72,68 @@ type TraceLine struct {
 	Event, Payload string
 }
 
-// ParseTraceLine parses a trace_pipe line; ok is false for a line not in
-// the default format (e.g. a lost-events notice).
-func ParseTraceLine(line string) (TraceLine, bool) {
-	m := traceLine.FindStringSubmatch(line)
-	if m == nil {
-		return TraceLine{}, false
+// ParseTraceLine parses a trace_pipe line in its default format,
+//
+//	<comm>-<pid> [(<tgid>)] [<cpu>] <flags> <seconds>: <event>: <payload>
+//
+// ok is false for other lines (e.g. a lost-events notice). It is a loop
+// over the line, not a regular expression: a run with timelines has tens of
+// thousands of lines a spec.
+func ParseTraceLine(line string) (l TraceLine, ok bool) {
+	// "[<cpu>]", after a space: the first such field (a comm could hold one
+	// only in a way no kernel thread or workload names itself).
+	open, end := -1, -1
+	for i := 1; i < len(line) && open < 0; i++ {
+		if line[i] != '[' || line[i-1] != ' ' {
+			continue
+		}
+		j := i + 1
+		for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+			j++
+		}
+		if j > i+1 && j+1 < len(line) && line[j] == ']' && line[j+1] == ' ' {
+			open, end = i, j
+		}
 	}
-	l := TraceLine{Comm: strings.TrimSpace(m[1]), Event: m[5], Payload: m[6]}
-	l.PID, _ = strconv.Atoi(m[2])
-	l.CPU, _ = strconv.Atoi(m[3])
-	l.Time, _ = strconv.ParseFloat(m[4], 64)
+	if open < 0 {
+		return l, false
+	}
+	head := strings.TrimSpace(line[:open])
+	if strings.HasSuffix(head, ")") { // the tgid column of options/record-tgid
+		if k := strings.LastIndexByte(head, '('); k >= 0 {
+			head = strings.TrimSpace(head[:k])
+		}
+	}
+	dash := strings.LastIndexByte(head, '-')
+	if dash < 0 {
+		return l, false
+	}
+	var err error
+	if l.PID, err = strconv.Atoi(head[dash+1:]); err != nil {
+		return l, false
+	}
+	l.Comm = strings.TrimSpace(head[:dash])
+	l.CPU, _ = strconv.Atoi(line[open+1 : end])
+	rest := strings.TrimLeft(line[end+1:], " ")
+	sp := strings.IndexByte(rest, ' ') // after the flags
+	if sp < 0 {
+		return l, false
+	}
+	rest = strings.TrimLeft(rest[sp:], " ")
+	colon := strings.IndexByte(rest, ':')
+	if colon < 0 || !strings.Contains(rest[:colon], ".") {
+		return l, false
+	}
+	if l.Time, err = strconv.ParseFloat(rest[:colon], 64); err != nil {
+		return l, false
+	}
+	rest = strings.TrimLeft(rest[colon+1:], " ")
+	colon = strings.IndexByte(rest, ':')
+	if colon <= 0 {
+		return l, false
+	}
+	l.Event = rest[:colon]
+	l.Payload = strings.TrimPrefix(rest[colon+1:], " ")
 	return l, true
 }
 
@@ -145,8 +191,8 @@ func DumpLines(events []proto.Event) []string {
 		if e.Kind != proto.EventTrace {
 			continue
 		}
-		if m := traceLine.FindStringSubmatch(e.Line); m != nil && m[5] == "sched_ext_dump" {
-			out = append(out, m[6])
+		if l, ok := ParseTraceLine(e.Line); ok && l.Event == "sched_ext_dump" {
+			out = append(out, l.Payload)
 		}
 	}
 	return out
