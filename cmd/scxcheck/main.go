@@ -47,6 +47,8 @@ Usage:
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
   scxcheck bench build [flags]    benchmark a full, an incremental and a cached kernel build
   scxcheck repro --out DIR [flags]  write reproduction bundles: replay a spec with only QEMU installed
+  scxcheck report --artifacts DIR --out DIR
+                                  render a run's artifacts as an HTML report (run --report does it too)
   scxcheck bisect --tree DIR --good REV --bad REV [flags]
                                   find the kernel commit that broke a spec (git bisect run)
   scxcheck help [command]         show help for a command
@@ -138,6 +140,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("bench: want a benchmark: 'scxcheck bench boot' or 'scxcheck bench build'")
 	case "repro":
 		return cmdRepro(ctx, rest, stdout, stderr)
+	case "report":
+		return cmdReport(ctx, rest, stdout, stderr)
 	case "bisect":
 		return cmdBisect(ctx, rest, stdout, stderr)
 	case "bisect-step": // run by git bisect run, not documented

@@ -27,12 +27,13 @@ var repeatFlags = map[string]bool{"repeat": true, "junit": true, "artifacts": tr
 
 // childRunArgs returns the arguments of a child `scxcheck run` of a repeated,
 // parallel or matrix run: `run --kernel=<kernel>`, then every flag the user
-// set except the kernel source flags (the parent resolved the kernel once)
-// and those the parent handles itself (skip).
+// set except the kernel source flags (the parent resolved the kernel once),
+// those the parent handles itself (skip) and --report (the parent writes
+// the report; the children collect what it draws, --timeline).
 func childRunArgs(fs *flag.FlagSet, kernel string, skip map[string]bool) []string {
 	args := []string{"run", "--kernel=" + kernel}
 	fs.Visit(func(f *flag.Flag) {
-		if kernelSourceFlags[f.Name] || skip[f.Name] {
+		if kernelSourceFlags[f.Name] || skip[f.Name] || f.Name == "report" {
 			return
 		}
 		args = append(args, "--"+f.Name+"="+f.Value.String())

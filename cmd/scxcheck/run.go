@@ -32,6 +32,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		repeat      int
 		jsonReport  string
 		procs       int
+		report      string
+		timeline    bool
 	)
 	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
@@ -56,6 +58,8 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	fs.IntVar(&repeat, "repeat", 1, "run the selected specs `N` times, each time in a new process, and report each spec's pass rate (docs/ci.md: the verdict rule)")
 	fs.StringVar(&jsonReport, "json-report", "", "write Ginkgo's JSON report to this `file`")
 	fs.IntVar(&procs, "procs", 1, "run the specs in `N` processes, one VM each, as ginkgo -p does")
+	fs.StringVar(&report, "report", "", "write an HTML run report into this `directory` (implies --timeline; --artifacts and --junit default to files in it)")
+	fs.BoolVar(&timeline, "timeline", false, "collect each spec's context switches, scheduler ownership and sched_ext events into its artifacts (timeline.txt.gz), for a report")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +75,12 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	}
 	if err := checkLabelFilter(labelFilter); err != nil {
 		return err
+	}
+	if report != "" && child == nil {
+		if err := reportDefaults(fs, report); err != nil {
+			return usageErrorf("run: --report: %v", err)
+		}
+		defer writeReport(report, artifacts, junit, stderr) // report.go
 	}
 	if len(k.kernels) > 1 {
 		if child != nil {
@@ -127,6 +137,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 		TCGThreads:  threads,
 		QEMU:        k.qemu,
 		Artifacts:   artifacts,
+		Timeline:    timeline,
 		OnSpec:      onSpec,
 		Log:         func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
