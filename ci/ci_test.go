@@ -34,7 +34,7 @@ func TestGateHelp(t *testing.T) {
 // fakeScxcheck is a stand-in for bin/scxcheck: it records its arguments,
 // writes the JUnit report unless told not to, and exits with a given code.
 const fakeScxcheck = `#!/bin/sh
-printf '%s\n' "$@" > "$FAKE_ARGS"
+[ "$1" = run ] && printf '%s\n' "$@" > "$FAKE_ARGS"
 junit=
 while [ $# -gt 0 ]; do [ "$1" = --junit ] && junit=$2; shift; done
 [ -n "$FAKE_NO_JUNIT" ] || echo '<testsuites tests="1"></testsuites>' > "$junit"
@@ -84,7 +84,7 @@ func TestGateExitCodes(t *testing.T) {
 			}
 			got, _ := os.ReadFile(args)
 			want := strings.Join([]string{"run", "--junit", out + "/junit.xml", "--artifacts", out + "/artifacts",
-				"--label-filter=boot", "--tree", "/src/linux", "--patch", "a b.patch"}, "\n") + "\n"
+				"--report", out + "/report", "--label-filter=boot", "--tree", "/src/linux", "--patch", "a b.patch"}, "\n") + "\n"
 			if string(got) != want {
 				t.Errorf("scxcheck got arguments\n%s\nwant\n%s", got, want)
 			}
@@ -98,6 +98,10 @@ func TestGateExitCodes(t *testing.T) {
 			}
 			if c.noJUnit && !strings.Contains(string(junit), "the reason") {
 				t.Errorf("the gate's own JUnit report does not say why:\n%s", junit)
+			}
+			// The stand-in writes no report: the gate writes one.
+			if page, err := os.ReadFile(filepath.Join(out, "report", "index.html")); err != nil || !strings.Contains(string(page), "not tested") {
+				t.Errorf("no report page saying why: %v\n%s", err, page)
 			}
 		})
 	}

@@ -35,9 +35,15 @@ func reportDefaults(fs *flag.FlagSet, dir string) error {
 	return nil
 }
 
-// writeReport renders the run's artifacts into dir. A report that cannot
-// be written is said, and does not change the run's exit code.
+// writeReport renders the run's artifacts into dir; a run that stopped
+// before its first spec has none, and its report says that nothing was
+// tested. A report that cannot be written is said, and does not change the
+// run's exit code.
 func writeReport(dir, artifacts, junit string, stderr io.Writer) {
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		fmt.Fprintf(stderr, "scxcheck: report: %v\n", err)
+		return
+	}
 	if err := renderReport(dir, artifacts, junit); err != nil {
 		fmt.Fprintf(stderr, "scxcheck: %v\n", err)
 		return
