@@ -101,7 +101,8 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps("")), "the kernel's record of the child's caps")
 			start(ctx, t1, proto.WorkSleep, 1, workTime)
 
-			Eventually(ctx, child.Exit, 2*timeout+settle).Should(ExitWith("SCX_EXIT_ERROR_STALL", ContainSubstring("failed to run for")))
+			stallsWithin(ctx, child, timeout)
+			detachedFrom(ctx, root, t1)
 			Expect(child.Counter("nr_dispatch")(ctx)).To(BeZero(), "the kernel ran the capless child's ops.dispatch")
 			Expect(root.Counter("child_false[0]")(ctx)).To(BeNumerically(">", 0), "the root never sub-dispatched the child")
 			Expect(root.Counter("child_true[0]")(ctx)).To(BeZero(), "a sub-dispatch of the capless child returned true")
