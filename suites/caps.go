@@ -140,6 +140,29 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 		})
 	})
 
+	Context("when the parent grants each capability on its own CPUs", func() {
+		// The other specs grant every capability on the same CPUs, where
+		// a caps file printing one capability's mask on another's line
+		// looks right.
+		It("shows each capability with its own CPUs in sysfs, implied ones not added", func(ctx SpecContext) {
+			Expect(guest().Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
+			root := loadRoot(ctx, "root", map[string]uint64{"grant_caps": 0})
+			t1 := newCgroup(ctx, "t1")
+			loadSub(ctx, "child", "child", t1, nil)
+			dir := schedDir(t1.ID)
+			Expect(capsOf(ctx, dir)).To(Equal(allCaps("")))
+
+			Expect(capsCmd(ctx, root, proto.CmdGrant, t1.ID, capEnq, []int{1}, false).Ret).To(BeZero(), "grant enq on cid 1")
+			Expect(capsCmd(ctx, root, proto.CmdGrant, t1.ID, capPerf, []int{0}, false).Ret).To(BeZero(), "grant perf on cid 0")
+			Expect(capsOf(ctx, dir)).To(Equal(map[string]string{"enq_immed": "", "enq": "1", "preempt": "", "perf": "0"}),
+				"enq on cid 1 (its implied enq_immed not shown), perf on cid 0")
+
+			Expect(capsCmd(ctx, root, proto.CmdGrant, t1.ID, capEnqImmed|capPreempt, []int{0}, false).Ret).To(BeZero(), "grant enq_immed and preempt on cid 0")
+			Expect(capsOf(ctx, dir)).To(Equal(map[string]string{"enq_immed": "0", "enq": "1", "preempt": "0", "perf": "0"}))
+			stillRunning(ctx, root)
+		})
+	})
+
 	Context("when the parent grants on one CPU only", func() {
 		It("dispatches the child on that CPU and nowhere else", func(ctx SpecContext) {
 			Expect(guest().Hello.CPUs).To(BeNumerically(">=", 2), "this spec needs two CPUs")
