@@ -56,7 +56,6 @@ func (e TraceEvent) String() string {
 	return b.String()
 }
 
-
 // TracePrefix starts every fixture trace payload.
 const TracePrefix = "scxcheck: "
 
