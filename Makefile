@@ -11,9 +11,11 @@ DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev lcov
 # the machine's own release. pahole comes separately: bookworm's is too old,
 # so scxcheck fetches Debian trixie's into its cache (see README).
 BUILD_DEB_PKGS := make gcc flex bison bc perl gzip binutils libelf-dev libssl-dev
+# What make test-slow needs on top: a browser for the run report.
+TEST_DEB_PKGS := chromium
 ARGS    ?=
 
-.PHONY: all build deps deps-build kernel run test test-slow vet bench clean generate check-generate
+.PHONY: all build deps deps-build deps-test kernel run test test-slow vet bench clean generate check-generate
 
 all: build
 
@@ -21,22 +23,30 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/scxcheck
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/scxcheck-agent ./cmd/scxcheck-agent
 
-# deps installs what is missing from the machine's own Debian release; it
-# never adds other suites to /etc/apt.
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# install_missing installs those of the Debian packages $(1) that are
+# missing, from the machine's own release; it never adds other suites to
+# /etc/apt.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+endef
 
-# deps-build installs what building a kernel needs, likewise.
+# deps installs what scxcheck needs.
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+# deps-build installs what building a kernel needs.
 deps-build:
-	@missing=$$(for p in $(BUILD_DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+	$(call install_missing,$(BUILD_DEB_PKGS))
+
+# deps-test installs what make test-slow needs besides: headless Chromium,
+# which renders the HTML run report (report TestSlowBrowser). make run
+# does not need it.
+deps-test:
+	$(call install_missing,$(TEST_DEB_PKGS))
 
 # kernel fetches the default kernel (Debian's, with sub-schedulers) and
 # prints its path.
@@ -93,8 +103,9 @@ test: deps build vet check-generate
 
 # test-slow: end-to-end work too slow for every CI run, among it building
 # Debian's kernel source with scxcheck's config and booting it
-# (cmd/scxcheck TestSlowKernelBuild; tens of minutes on 2 cores).
-test-slow: deps deps-build build
+# (cmd/scxcheck TestSlowKernelBuild; tens of minutes on 2 cores), and
+# rendering the run report in headless Chromium.
+test-slow: deps deps-build deps-test build
 	SCXCHECK_SLOW=1 $(GO) test -count=1 -v -timeout 80m ./...
 
 bench: build

@@ -89,16 +89,14 @@ func parseKmsg(rec string) (proto.Event, bool) {
 
 // streamTrace forwards trace_pipe lines: bpf_printk output of the fixtures and
 // the sched_ext tracepoints the agent enables; with timelines (timeline.go)
-// also every sched_ext tracepoint and the timeline tracer's lines, as
-// timeline events, read at a pace.
+// also the timeline tracer's lines, as timeline events, read at a pace.
 func streamTrace(sys system, ev *eventWriter, timeline bool) {
 	const tracing = "/sys/kernel/tracing"
-	events := []string{"sched_ext/sched_ext_dump"}
 	var pace time.Duration
 	if timeline {
-		events, pace = []string{"sched_ext"}, timelinePace
+		pace = timelinePace
 	}
-	for _, event := range events {
+	for _, event := range []string{"sched_ext/sched_ext_dump"} {
 		p := tracing + "/events/" + event + "/enable"
 		if err := sys.WriteFile(p, []byte("1")); err != nil && !os.IsNotExist(err) {
 			ev.agentf("enable trace event %s: %v", event, err)

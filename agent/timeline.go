@@ -13,10 +13,10 @@ import (
 
 // Timelines. When the kernel command line holds proto.TimelineParam=1 (the host
 // asks for it for a run that writes a report), the agent attaches the
-// timeline tracer (fixtures/timeline.bpf.c: a line per context switch with
-// the next task's class and owning scheduler, and the sub-dispatch calls
-// per 10 ms), enables every sched_ext tracepoint, and streams those lines
-// as proto.EventTimeline events rather than EventTrace, so that the specs'
+// timeline tracer (fixtures/timeline.bpf.c: a line at a context switch with
+// the next task's class and owning scheduler, counts of the sub-dispatch
+// calls and sched_ext events per 10 ms) and streams its lines as
+// proto.EventTimeline events rather than EventTrace, so that the specs'
 // reads of the trace never see them. The trace clock becomes "global", the
 // kernel log's, so that the report can put both on one axis. Without the parameter nothing of this
 // runs and trace_pipe is streamed as before.
@@ -24,7 +24,7 @@ import (
 // timelinePace is how long the trace reader waits after it has drained
 // trace_pipe, when timelines are on: every wake-up of the reader is itself
 // a context switch, which would wake it again at once.
-const timelinePace = 50 * time.Millisecond
+const timelinePace = 100 * time.Millisecond
 
 // cmdlineParam returns a parameter's value from /proc/cmdline.
 func cmdlineParam(sys system, name string) (string, bool) {
@@ -71,17 +71,16 @@ func startTimeline(sys system, ev *eventWriter) *sched.Timeline {
 		ev.agentf("timeline: %v", err)
 		return nil
 	}
-	if t.NoSubDispatch != "" {
-		ev.agentf("timeline: sub-dispatch calls not traced: %s", t.NoSubDispatch)
+	for prog, why := range t.Missing {
+		ev.agentf("timeline: %s not traced: %s", prog, why)
 	}
 	return t
 }
 
 // timelineLine reports whether a trace_pipe line is one of the timeline's:
-// the tracer's, a sched_ext tracepoint other than the dump, or a spec
-// marker the host wrote into trace_marker.
+// the tracer's, or a spec marker the host wrote into trace_marker.
 func timelineLine(line string) bool {
-	for _, s := range []string{"bpf_trace_printk: scxtl ", ": sched_ext_event: ", ": sched_ext_bypass_lb: ", "tracing_mark_write: " + proto.TimelineMarker} {
+	for _, s := range []string{"bpf_trace_printk: scxtl ", "tracing_mark_write: " + proto.TimelineMarker} {
 		if strings.Contains(line, s) {
 			return true
 		}

@@ -52,13 +52,13 @@ func TestTraceReaderWaitsOnlyAfterDrainingThePipe(t *testing.T) {
 
 func TestTimelineLines(t *testing.T) {
 	for line, want := range map[string]bool{
-		"  init-1 [000] d..31 24.16: bpf_trace_printk: scxtl sw 104 1 4 0 -1 - init":                 true,
-		"  init-1 [000] d..31 24.16: bpf_trace_printk: scxtl sd 28 3 0 22568710 20455420":            true,
-		"  init-107 [001] dN.2. 37.64: sched_ext_event: name SCX_EV_DISPATCH_KEEP_LAST delta 1":      true,
-		"  init-105 [001] ...1. 28.59: tracing_mark_write: scxcheck-spec begin":                      true,
-		"  init-105 [001] d..31 28.59: bpf_trace_printk: scxcheck: parent dispatch n=1 moved=1":      false,
-		"  kworker/0:1-12 [000] ..... 30.1: sched_ext_dump: Dump of sched_ext (runtime error)":       false,
-		"  init-105 [001] ...1. 28.59: tracing_mark_write: something a user wrote into trace_marker": false,
+		"  init-1 [000] d..31 24.16: bpf_trace_printk: scxtl sw 104 1 4 0 -1 - init":                        true,
+		"  init-1 [000] d..31 24.16: bpf_trace_printk: scxtl sd 28 3 0 22568710 20455420":                   true,
+		"  init-107 [001] dN.2. 37.64: bpf_trace_printk: scxtl ev 3 3 9000000 1000 SCX_EV_REFILL_SLICE_DFL": true,
+		"  init-105 [001] ...1. 28.59: tracing_mark_write: scxcheck-spec begin":                             true,
+		"  init-105 [001] d..31 28.59: bpf_trace_printk: scxcheck: parent dispatch n=1 moved=1":             false,
+		"  kworker/0:1-12 [000] ..... 30.1: sched_ext_dump: Dump of sched_ext (runtime error)":              false,
+		"  init-105 [001] ...1. 28.59: tracing_mark_write: something a user wrote into trace_marker":        false,
 	} {
 		if got := timelineLine(line); got != want {
 			t.Errorf("timelineLine(%q) = %v, want %v", line, got, want)

@@ -159,9 +159,11 @@ func TestTwoChildrenBetweenTheParentsTasks(t *testing.T) {
 	for _, child := range []string{"child_a", "child_b"} {
 		found := false
 		for _, ln := range tl.CPUs {
-			if between(tl, ln, child, "parent") {
-				found = true
+			var keys []string
+			for _, s := range ln.Segs {
+				keys = append(keys, tl.Owners[s.Owner].Key)
 			}
+			found = found || runsBetween(keys, "sched:"+child+"@", "sched:parent@1")
 		}
 		if !found {
 			t.Errorf("no CPU runs %s's tasks between the parent's", child)
@@ -174,24 +176,6 @@ func TestTwoChildrenBetweenTheParentsTasks(t *testing.T) {
 	if labels["child_a"] != "child_a (cgroup /t1)" || labels["parent"] != "parent (root)" {
 		t.Errorf("owner labels %v: want cgroup paths from sub_attach", labels)
 	}
-}
-
-// between reports whether a lane has a segment of sched with one of other
-// before and after it.
-func between(tl *Timeline, ln Lane, sched, other string) bool {
-	seenOther, seenSched := false, false
-	for _, s := range ln.Segs {
-		switch tl.Owners[s.Owner].Sched {
-		case other:
-			if seenSched {
-				return true
-			}
-			seenOther = true
-		case sched:
-			seenSched = seenOther
-		}
-	}
-	return false
 }
 
 func TestWriteLinksResolve(t *testing.T) {

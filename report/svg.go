@@ -372,14 +372,14 @@ func (t *Timeline) eventRow(v *svgView, y int) row {
 	r := row{Kind: "events", Label: "sched_ext events", Y: y, H: rowH}
 	byBucket := map[int]map[string]int{}
 	for _, e := range t.Events {
-		i, ok := v.bucketOf(e.Time)
+		i, ok := v.bucketOf((e.First + e.Last) / 2)
 		if !ok {
 			continue
 		}
 		if byBucket[i] == nil {
 			byBucket[i] = map[string]int{}
 		}
-		byBucket[i][e.Name]++
+		byBucket[i][e.Name] += e.Count
 	}
 	for _, i := range slices.Sorted(maps.Keys(byBucket)) {
 		var parts []string

@@ -99,11 +99,15 @@ type SubDispatch struct {
 	True, False int
 }
 
-// ExtEvent is a sched_ext tracepoint event (sched_ext_event, bypass).
+// ExtEvent is the timeline tracer's count of one kernel event counter
+// (the sched_ext_event tracepoint: SCX_EV_...) in one 10 ms bucket of one
+// CPU.
 type ExtEvent struct {
-	Time  float64
-	CPU   int
-	Name  string
+	First, Last float64
+	CPU         int
+	Name        string
+	// Count is how many times it was counted, Delta the sum it added.
+	Count int
 	Delta int64
 }
 
@@ -168,6 +172,30 @@ func buildTimeline(s *Spec, trace, timeline []string) *Timeline {
 			}
 			o := switchOwner(f[2], f[3], f[4], f[5])
 			sws = append(sws, sw{time: l.Time, cpu: l.CPU, owner: o.Key, tgid: f[1], comm: f[6], o: o})
+		case l.Event == "bpf_trace_printk" && strings.HasPrefix(l.Payload, "scxtl idle "):
+			// "<cpu> <age ns>": an idle stretch said once it lasted, maybe
+			// by another CPU.
+			f := strings.Fields(strings.TrimPrefix(l.Payload, "scxtl idle "))
+			if len(f) < 2 {
+				continue
+			}
+			cpu, _ := strconv.Atoi(f[0])
+			age, _ := strconv.ParseFloat(f[1], 64)
+			o := Owner{Key: "class:idle", Level: -1}
+			sws = append(sws, sw{time: l.Time - age/1e9, cpu: cpu, owner: o.Key, tgid: "0", comm: "idle", o: o})
+		case l.Event == "bpf_trace_printk" && strings.HasPrefix(l.Payload, "scxtl ev "):
+			// "<count> <sum of delta> <age first> <age last> <name>"
+			f := strings.Fields(strings.TrimPrefix(l.Payload, "scxtl ev "))
+			if len(f) < 5 {
+				continue
+			}
+			e := ExtEvent{CPU: l.CPU, Name: f[4]}
+			e.Count, _ = strconv.Atoi(f[0])
+			e.Delta, _ = strconv.ParseInt(f[1], 10, 64)
+			first, _ := strconv.ParseFloat(f[2], 64)
+			last, _ := strconv.ParseFloat(f[3], 64)
+			e.First, e.Last = l.Time-first/1e9, l.Time-last/1e9
+			t.Events = append(t.Events, e)
 		case l.Event == "bpf_trace_printk" && strings.HasPrefix(l.Payload, "scxtl sd "):
 			f := strings.Fields(strings.TrimPrefix(l.Payload, "scxtl sd "))
 			if len(f) < 5 {
@@ -181,17 +209,6 @@ func buildTimeline(s *Spec, trace, timeline []string) *Timeline {
 			last, _ := strconv.ParseFloat(f[4], 64)
 			d.First, d.Last = l.Time-first/1e9, l.Time-last/1e9
 			t.SubDisp = append(t.SubDisp, d)
-		case l.Event == "sched_ext_event":
-			// "name SCX_EV_... delta N"
-			f := strings.Fields(l.Payload)
-			e := ExtEvent{Time: l.Time, CPU: l.CPU}
-			if len(f) >= 4 {
-				e.Name = f[1]
-				e.Delta, _ = strconv.ParseInt(f[3], 10, 64)
-			}
-			t.Events = append(t.Events, e)
-		case l.Event == "sched_ext_bypass_lb":
-			t.Events = append(t.Events, ExtEvent{Time: l.Time, CPU: l.CPU, Name: "bypass_lb " + l.Payload})
 		case l.Event == "sched_ext_dump":
 			if len(t.Marks) == 0 || t.Marks[len(t.Marks)-1].Kind != MarkDump {
 				t.Marks = append(t.Marks, Mark{Time: l.Time, Stamp: stamp(l.Time), Kind: MarkDump, Text: "the kernel's debug dump (dump.txt)"})
@@ -294,7 +311,8 @@ func buildTimeline(s *Spec, trace, timeline []string) *Timeline {
 	colors(t.Owners)
 
 	// Lanes: a switch starts a segment that lasts until the next switch
-	// on that CPU.
+	// on that CPU (in the order they began: an idle line comes late).
+	sort.SliceStable(sws, func(i, j int) bool { return sws[i].time < sws[j].time })
 	cpus := map[int]*Lane{}
 	var ids []int
 	for _, x := range sws {

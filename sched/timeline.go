@@ -44,53 +44,71 @@ func ClassAddrs(kallsyms []byte) [len(TimelineClasses)]uint64 {
 }
 
 // Timeline is the timeline tracer (fixtures.TimelineSpec), attached: it
-// prints a trace_pipe line at every context switch and, where the kernel
-// has scx_bpf_sub_dispatch, the sub-dispatch calls per 10 ms.
+// prints a trace_pipe line at a context switch and counts of the
+// sub-dispatch calls and sched_ext events per 10 ms.
 type Timeline struct {
 	coll  *ebpf.Collection
 	links []link.Link
-	// NoSubDispatch says why the sub-dispatch calls are not traced; "" if
-	// they are.
-	NoSubDispatch string
+	// Missing says, per optional program, why it is not attached.
+	Missing map[string]string
 }
 
-// subDispatchProg is the tracer's program on scx_bpf_sub_dispatch.
-const subDispatchProg = "sub_dispatch_exit"
+// The tracer's programs: switchProg is required, the others count what a
+// kernel may not have (scx_bpf_sub_dispatch, the sched_ext_event
+// tracepoint).
+const switchProg = "switch_to"
+
+var optionalProgs = []string{"sub_dispatch_exit", "ext_event"}
 
 // LoadTimeline loads the timeline tracer from its spec with the class
-// addresses (ClassAddrs) and attaches it. The sub-dispatch program is
-// optional: if the kernel refuses it (no such kfunc, not traceable), the
-// switches are traced without it and NoSubDispatch says why.
+// addresses (ClassAddrs) and attaches it. The optional programs are left
+// out when the kernel refuses them; Missing says why.
 func LoadTimeline(spec *ebpf.CollectionSpec, classes [len(TimelineClasses)]uint64) (*Timeline, error) {
-	v := spec.Variables["class_addr"]
-	if v == nil {
-		return nil, fmt.Errorf("sched: the timeline tracer has no class_addr")
-	}
-	if err := v.Set(classes); err != nil {
-		return nil, fmt.Errorf("sched: set the timeline tracer's class_addr: %w", err)
-	}
-	t := &Timeline{}
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil && spec.Programs[subDispatchProg] != nil {
-		t.NoSubDispatch = firstLine(err.Error())
-		delete(spec.Programs, subDispatchProg)
-		coll, err = ebpf.NewCollection(spec)
-	}
+	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
-		return nil, fmt.Errorf("sched: load the timeline tracer: %w", err)
+		return nil, fmt.Errorf("sched: timeline tracer: %w", err)
+	}
+	for name, value := range map[string]any{"class_addr": classes, "nr_cpus": uint32(cpus)} {
+		v := spec.Variables[name]
+		if v == nil {
+			return nil, fmt.Errorf("sched: the timeline tracer has no %s", name)
+		}
+		if err := v.Set(value); err != nil {
+			return nil, fmt.Errorf("sched: set the timeline tracer's %s: %w", name, err)
+		}
+	}
+	t := &Timeline{Missing: map[string]string{}}
+	var coll *ebpf.Collection
+	for {
+		coll, err = ebpf.NewCollection(spec)
+		if err == nil {
+			break
+		}
+		// The error names the program the kernel refused.
+		refused := ""
+		for _, p := range optionalProgs {
+			if spec.Programs[p] != nil && strings.Contains(err.Error(), "program "+p) {
+				refused = p
+			}
+		}
+		if refused == "" {
+			return nil, fmt.Errorf("sched: load the timeline tracer: %w", err)
+		}
+		t.Missing[refused] = firstLine(err.Error())
+		delete(spec.Programs, refused)
 	}
 	t.coll = coll
-	for _, name := range []string{"switch_to", subDispatchProg} {
+	for _, name := range append([]string{switchProg}, optionalProgs...) {
 		prog := coll.Programs[name]
 		if prog == nil {
 			continue
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil && name != switchProg {
+			t.Missing[name] = firstLine(err.Error())
+			continue
+		}
 		if err != nil {
-			if name == subDispatchProg {
-				t.NoSubDispatch = firstLine(err.Error())
-				continue
-			}
 			t.Close()
 			return nil, fmt.Errorf("sched: attach the timeline tracer's %s: %w", name, err)
 		}
