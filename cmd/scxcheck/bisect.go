@@ -63,8 +63,10 @@ func (o *bisectOptions) flagSet(stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// runArgs are the flags each `scxcheck run` of a step gets.
-var bisectRunFlags = map[string]bool{"label-filter": true, "focus": true, "accel": true, "tcg-threads": true, "qemu": true}
+// bisectRunFlags are the flags each `scxcheck run` of a step gets; with
+// --coverage (coverage kernels) each run writes its coverage report into
+// its artifacts (run-<i>/coverage/).
+var bisectRunFlags = map[string]bool{"label-filter": true, "focus": true, "accel": true, "tcg-threads": true, "qemu": true, "coverage": true}
 
 func (o *bisectOptions) builderTester(fs *flag.FlagSet, stderr io.Writer) (bisect.Builder, bisect.Tester, error) {
 	cache, err := o.k.cacheDir()

@@ -196,6 +196,7 @@ type target struct {
 	built   *build.Result // nil unless built from --tree/--patch
 	accel   vm.Accel
 	threads vm.TCGThreads
+	cov     *coverageRun // nil unless run --coverage
 }
 
 // resolve checks the accelerator flags, resolves the kernel (fetching or

@@ -183,8 +183,7 @@ func runParallel(ctx context.Context, fs *flag.FlagSet, t target, procs int, rc 
 	res := mergeResults(dir, exits)
 	fmt.Fprint(stdout, res.Summary())
 	fmt.Fprintf(stdout, "  %d processes\n", procs)
-	finishRun(res, t, rc.JUnitReport, stderr)
-	return resultExit(res)
+	return finishRun(ctx, res, t, rc.JUnitReport, stdout, stderr)
 }
 
 // resultExit is the exit of a run with result res: infrastructure before

@@ -34,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		procs       int
 		report      string
 		timeline    bool
+		cov         coverageFlags
 	)
 	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
 Without --kernel it uses Debian's prebuilt kernel with sub-schedulers, fetching it
@@ -60,6 +61,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	fs.IntVar(&procs, "procs", 1, "run the specs in `N` processes, one VM each, as ginkgo -p does")
 	fs.StringVar(&report, "report", "", "write an HTML run report into this `directory` (implies --timeline; --artifacts and --junit default to files in it)")
 	fs.BoolVar(&timeline, "timeline", false, "collect each spec's context switches, scheduler ownership and sched_ext events into its artifacts (timeline.txt.gz), for a report")
+	cov.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +84,11 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 		}
 		defer writeReport(report, artifacts, junit, stderr) // report.go
 	}
+	minCov, err := cov.check(&k, repeat)
+	if err != nil {
+		return err
+	}
+	k.build.coverage = cov.on
 	if len(k.kernels) > 1 {
 		if child != nil {
 			return usageErrorf("run: a parallel child tests one kernel")
@@ -96,6 +103,11 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	}
 	if err != nil {
 		return err
+	}
+	if cov.on {
+		if t.cov, err = cov.start(ctx, t, minCov, artifacts, child == nil, fs, stderr); err != nil {
+			return err
+		}
 	}
 	img, accel, threads := t.img, t.accel, t.threads
 
@@ -139,6 +151,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 		Artifacts:   artifacts,
 		Timeline:    timeline,
 		OnSpec:      onSpec,
+		Coverage:    t.cov.harnessOptions(),
 		Log:         func(format string, args ...any) { fmt.Fprintf(stderr, "scxcheck: "+format+"\n", args...) },
 	}, suiteConfig, reporterConfig)
 	if child != nil {
@@ -148,16 +161,23 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 		return resultExit(res)
 	}
 	fmt.Fprint(stdout, res.Summary())
-	finishRun(res, t, junit, stderr)
-	return resultExit(res)
+	return finishRun(ctx, res, t, junit, stdout, stderr)
 }
 
 // finishRun does what a run does after its summary, with or without
-// --procs: it puts scxcheck's properties into the JUnit report and leaves
-// the result for a matrix parent (resultFileEnv).
-func finishRun(res harness.Result, t target, junitPath string, stderr io.Writer) {
+// --procs: the coverage report (--coverage), scxcheck's properties in the
+// JUnit report, the result for a matrix parent (resultFileEnv); it returns
+// the run's exit.
+func finishRun(ctx context.Context, res harness.Result, t target, junitPath string, stdout, stderr io.Writer) error {
+	props := runProperties(res, t)
+	var covErr error
+	if t.cov != nil && res.Infra == nil {
+		var more []junit.Property
+		more, covErr = t.cov.end(ctx, stdout, stderr)
+		props = append(props, more...)
+	}
 	if junitPath != "" {
-		if err := junit.AddProperties(junitPath, runProperties(res, t)); err != nil {
+		if err := junit.AddProperties(junitPath, props); err != nil {
 			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
 		}
 	}
@@ -166,6 +186,13 @@ func finishRun(res harness.Result, t target, junitPath string, stderr io.Writer)
 			fmt.Fprintf(stderr, "scxcheck: %v\n", err)
 		}
 	}
+	if errors.Is(res.Infra, harness.ErrNoGcov) {
+		return badInput(res.Infra)
+	}
+	if err := resultExit(res); err != nil {
+		return err
+	}
+	return covErr
 }
 
 // runProperties are the JUnit suite properties of a run: what was tested.
