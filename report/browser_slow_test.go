@@ -58,9 +58,9 @@ func TestSlowBrowser(t *testing.T) {
 	}
 
 	dom := run(t, chromium, append(chromiumFlags(), "--dump-dom", "file://"+distant)...)
-	lanes := cpuLanes(dom)
+	lanes := cpuLanes(overview(t, dom))
 	if len(lanes) != 2 {
-		t.Fatalf("the distant spec's page has %d CPU lanes, want 2", len(lanes))
+		t.Fatalf("the distant spec's timeline has %d CPU lanes, want 2", len(lanes))
 	}
 	if !strings.Contains(strings.Join(append(lanes[0], lanes[1]...), " "), "sched:root@1") {
 		t.Error("no CPU ran the root's tasks")
@@ -73,14 +73,18 @@ func TestSlowBrowser(t *testing.T) {
 	if m == nil {
 		t.Fatalf("the kernel logged no error exit of root:\n%s", kmsg)
 	}
-	if !strings.Contains(dom, `data-kind="exit" data-sched="root" data-time="`+string(m[1])+`"`) {
-		t.Errorf("no exit mark for root at %s, the time the kernel logged it", m[1])
+	mark := `data-kind="exit" data-sched="root" data-time="` + string(m[1]) + `"`
+	if !strings.Contains(overview(t, dom), mark) {
+		t.Errorf("the timeline has no exit mark for root at %s, the time the kernel logged it", m[1])
+	}
+	if !strings.Contains(dom, `<h2>Around the first error exit</h2>`) || strings.Count(dom, mark) < 2 {
+		t.Errorf("no detail timeline around root's exit at %s", m[1])
 	}
 
 	dom = run(t, chromium, append(chromiumFlags(), "--dump-dom", "file://"+two)...)
 	for _, child := range []string{"child_a", "child_b"} {
 		found := false
-		for _, lane := range cpuLanes(dom) {
+		for _, lane := range cpuLanes(overview(t, dom)) {
 			found = found || runsBetween(lane, "sched:"+child+"@", "sched:parent@1")
 		}
 		if !found {
@@ -155,6 +159,20 @@ func checkScreenshot(t *testing.T, path string) {
 		t.Errorf("%s: %d colors: the page looks blank", path, len(colors))
 	}
 	t.Logf("screenshot %s: %dx%d, %d colors", path, b.Dx(), b.Dy(), len(colors))
+}
+
+// overview returns the spec page's first timeline, over the whole spec
+// (the page may have a second one, around the first error exit).
+func overview(t *testing.T, dom string) string {
+	i := strings.Index(dom, `<svg id="tl-`)
+	if i < 0 {
+		t.Fatal("the spec page has no timeline")
+	}
+	j := strings.Index(dom[i:], "</svg>")
+	if j < 0 {
+		t.Fatal("the spec page's timeline does not end")
+	}
+	return dom[i : i+j]
 }
 
 var (
