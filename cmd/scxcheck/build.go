@@ -104,14 +104,30 @@ func (b *buildFlags) options(cacheDir, mirror string, log io.Writer) (build.Opti
 	}, nil
 }
 
+// buildOptions returns the build options of the flags, in the cache
+// directory they name.
+func (k *kernelFlags) buildOptions(log io.Writer) (build.Options, error) {
+	dir, err := k.cacheDir()
+	if err != nil {
+		return build.Options{}, err
+	}
+	return k.build.options(dir, k.mirror, log)
+}
+
+// registerBench registers the flags of a benchmark that builds kernels:
+// the cache, the mirror, the tree, pahole and make's jobs.
+func (k *kernelFlags) registerBench(fs *flag.FlagSet) {
+	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
+	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
+	fs.StringVar(&k.build.tree, "tree", "", "kernel source `directory` (default: Debian's linux-source)")
+	fs.StringVar(&k.build.pahole, "pahole", "", "use this pahole `binary` (v1.26 or newer)")
+	k.build.registerJobs(fs)
+}
+
 // buildKernel builds (or takes from the cache) the kernel the flags
 // describe.
 func (k *kernelFlags) buildKernel(ctx context.Context, log io.Writer) (*build.Result, error) {
-	dir, err := k.cacheDir()
-	if err != nil {
-		return nil, err
-	}
-	opts, err := k.build.options(dir, k.mirror, log)
+	opts, err := k.buildOptions(log)
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +205,7 @@ Debian's linux-source (or --tree): a full build in a fresh build directory, an
 incremental rebuild after touching `+benchTouched+`, and a build that the cache
 answers, without scxcheck's test-only patch (it changes that file). Prints the
 three times against their targets.`, stdout)
-	fs.StringVar(&k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
-	fs.StringVar(&k.mirror, "mirror", "", "Debian mirror `URL` for sources and pahole (default: the one in the machine's apt sources)")
-	fs.StringVar(&k.build.tree, "tree", "", "kernel source `directory` (default: Debian's linux-source)")
-	fs.StringVar(&k.build.pahole, "pahole", "", "use this pahole `binary` (v1.26 or newer)")
-	k.build.registerJobs(fs)
+	k.registerBench(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -201,7 +213,7 @@ three times against their targets.`, stdout)
 	if err != nil {
 		return err
 	}
-	opts, err := k.build.options(dir, k.mirror, stderr)
+	opts, err := k.buildOptions(stderr)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ Usage:
   scxcheck kernel prune [flags]   free space: remove old built kernels and build directories of gone trees
   scxcheck bench boot [flags]     benchmark boot to agent-ready against a bare boot of the same kernel
   scxcheck bench build [flags]    benchmark a full, an incremental and a cached kernel build
+  scxcheck bench coverage [flags] the cost of --coverage: build and suite times with and without, same verdicts
   scxcheck repro --out DIR [flags]  write reproduction bundles: replay a spec with only QEMU installed
   scxcheck report --artifacts DIR --out DIR
                                   render a run's artifacts as an HTML report (run --report does it too)
@@ -136,8 +137,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return cmdBenchBoot(ctx, rest[1:], stdout, stderr)
 		case len(rest) > 0 && rest[0] == "build":
 			return cmdBenchBuild(ctx, rest[1:], stdout, stderr)
+		case len(rest) > 0 && rest[0] == "coverage":
+			return cmdBenchCoverage(ctx, rest[1:], stdout, stderr)
 		}
-		return usageErrorf("bench: want a benchmark: 'scxcheck bench boot' or 'scxcheck bench build'")
+		return usageErrorf("bench: want a benchmark: 'scxcheck bench boot', 'scxcheck bench build' or 'scxcheck bench coverage'")
 	case "repro":
 		return cmdRepro(ctx, rest, stdout, stderr)
 	case "report":

@@ -87,6 +87,10 @@ type Result struct {
 	Key     string
 	Log     string // the build log (in the entry)
 	Elapsed time.Duration
+	// BuildTime is how long building the kernel took: Elapsed for a
+	// kernel just built, what its cache entry records for a cached one
+	// (0 when it records nothing readable).
+	BuildTime time.Duration
 	// Where a build's time went: copying the tree, configuring, make.
 	Copy, Configure, Make time.Duration
 	// TestPatch says the kernel has scxcheck's test-only patch (Options.
@@ -220,6 +224,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		store.Touch(name)
 		o.logf("kernel from cache: %s (built %s in %s%s)", entry, m.Built.Local().Format("2006-01-02 15:04"), m.Duration, testPatchNote(patches))
 		res.Image, res.Cached, res.Elapsed = img, true, time.Since(start)
+		res.BuildTime, _ = time.ParseDuration(m.Duration)
 		return true
 	}
 	if !o.Force && fromCache() {
@@ -392,6 +397,7 @@ func Build(ctx context.Context, o Options) (_ *Result, err error) {
 		return nil, err
 	}
 	res.Image, res.Elapsed = img, time.Since(start)
+	res.BuildTime = res.Elapsed
 	if cov != nil {
 		if res.Coverage, err = OpenCoverage(img.Boot); err != nil {
 			return nil, err
