@@ -443,6 +443,10 @@ func (t *Timeline) logRow(v *svgView, y int) row {
 	return r
 }
 
+// tickCharW is more than the width of a character of a tick's label (11px
+// sans-serif digits).
+const tickCharW = 7
+
 // ticks puts 6 to 12 round times on the axis, relative to the spec's
 // beginning.
 func ticks(v *svgView, from, to float64) []tick {
@@ -458,10 +462,11 @@ func ticks(v *svgView, from, to float64) []tick {
 	first := math.Ceil((from-v.Begin)/step) * step
 	for rel := first; v.Begin+rel <= to; rel += step {
 		x, ok := v.x(v.Begin + rel)
-		if !ok {
-			continue
+		label := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", rel), "0"), ".") + " s"
+		if !ok || x+tickCharW*float64(len(label)) > float64(v.Width) {
+			continue // outside, or its label would be cut at the right edge
 		}
-		out = append(out, tick{X: x, Label: strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", rel), "0"), ".") + " s"})
+		out = append(out, tick{X: x, Label: label})
 	}
 	return out
 }

@@ -407,7 +407,7 @@ func ownerLess(a, b Owner) bool {
 // then the classes' own.
 const schedColors = 8
 
-var classColor = map[string]int{"class:fair": 8, "class:rt": 9, "class:dl": 9, "class:stop": 9, "class:unknown": 10, "class:idle": 11}
+var classColor = map[string]int{"class:fair": 8, "class:rt": 9, "class:dl": 12, "class:stop": 13, "class:unknown": 10, "class:idle": 11}
 
 func colors(owners []Owner) {
 	n := 0
