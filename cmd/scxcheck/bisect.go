@@ -220,6 +220,7 @@ type runTester struct {
 	self   string
 	args   []string
 	stderr io.Writer
+	name   string // the command, for progress lines ("" = bisect)
 }
 
 func (t runTester) Test(ctx context.Context, img bisect.Image, runs int, logDir string, stop func(runner.Run) bool) ([]runner.Run, error) {
@@ -248,8 +249,12 @@ func (t runTester) Test(ctx context.Context, img bisect.Image, runs int, logDir 
 					failed++
 				}
 			}
-			fmt.Fprintf(t.stderr, "scxcheck bisect:   run %d/%d exited %d, %d spec(s) failed (%s; log %s)\n",
-				r.Index, runs, r.ExitCode, failed, r.Duration.Round(time.Second), out.Name())
+			name := t.name
+			if name == "" {
+				name = "bisect"
+			}
+			fmt.Fprintf(t.stderr, "scxcheck %s:   run %d/%d exited %d, %d spec(s) failed (%s; log %s)\n",
+				name, r.Index, runs, r.ExitCode, failed, r.Duration.Round(time.Second), out.Name())
 		},
 	})
 }

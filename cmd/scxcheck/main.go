@@ -52,6 +52,7 @@ Usage:
                                   render a run's artifacts as an HTML report (run --report does it too)
   scxcheck bisect --tree DIR --good REV --bad REV [flags]
                                   find the kernel commit that broke a spec (git bisect run)
+  scxcheck mutate [flags]         mutation testing of a patch's changed lines: which slips would the specs miss
   scxcheck help [command]         show help for a command
 
 Run 'scxcheck <command> --help' for a command's flags.
@@ -147,6 +148,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdReport(ctx, rest, stdout, stderr)
 	case "bisect":
 		return cmdBisect(ctx, rest, stdout, stderr)
+	case "mutate":
+		return cmdMutate(ctx, rest, stdout, stderr)
 	case "bisect-step": // run by git bisect run, not documented
 		return cmdBisectStep(ctx, rest, stdout, stderr)
 	default:
