@@ -112,6 +112,8 @@ func (o *mutateOptions) check() (float64, *regexp.Regexp, error) {
 		return 0, nil, usageErrorf("mutate: --changed-lines and --coverage-base exclude each other: the changed lines come from one")
 	case o.coverageFrom != "" && (len(o.changed) > 0 || o.base != ""):
 		return 0, nil, usageErrorf("mutate: --coverage-from takes the changed lines from that report: leave out --changed-lines and --coverage-base")
+	case len(o.k.build.patches) == 0 && len(o.changed) == 0 && o.base == "" && o.coverageFrom == "":
+		return 0, nil, usageErrorf("mutate: which lines? give the patch under test with --patch (applied) or --changed-lines (in the tree already), or --coverage-base REV, or --coverage-from DIR")
 	case o.base != "" && o.k.build.tree == "":
 		return 0, nil, usageErrorf("mutate: --coverage-base needs the kernel's --tree (a git checkout)")
 	}
