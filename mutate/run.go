@@ -111,10 +111,11 @@ type Config struct {
 	// Runs is how many times the specs run on each mutant (the verdict
 	// rule of package runner); at least 1.
 	Runs int
-	// Budget stops the run once this much time has passed (0 = none):
-	// the mutant under way is abandoned (and runs again on resume), the
-	// rest are not run.
-	Budget time.Duration
+	// Budget stops the run once this much time has passed since Started
+	// (0 = no budget; Started zero = when Run starts): the mutant under
+	// way is abandoned (and runs again on resume), the rest are not run.
+	Budget  time.Duration
+	Started time.Time
 	// Log receives a progress line per step (nil = none).
 	Log io.Writer
 }
@@ -149,8 +150,12 @@ func Run(ctx context.Context, cfg Config, sel *Selection, b Builder, t Tester) (
 	rep := &Report{Selection: sel}
 	runCtx := ctx
 	if cfg.Budget > 0 {
+		started := cfg.Started
+		if started.IsZero() {
+			started = began
+		}
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithDeadline(ctx, began.Add(cfg.Budget))
+		runCtx, cancel = context.WithDeadline(ctx, started.Add(cfg.Budget))
 		defer cancel()
 	}
 	stop := func() bool {

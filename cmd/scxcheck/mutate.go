@@ -164,6 +164,7 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	began := time.Now()
 	min, filter, err := o.check()
 	if err != nil {
 		return err
@@ -204,8 +205,17 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stderr, "scxcheck mutate: state, logs and report in %s\n", state)
 
-	lines, failing, err := o.coverage(ctx, self, res.Image.Boot, state, stderr)
+	covCtx := ctx
+	if o.budget > 0 {
+		var cancel context.CancelFunc
+		covCtx, cancel = context.WithDeadline(ctx, began.Add(o.budget))
+		defer cancel()
+	}
+	lines, failing, err := o.coverage(covCtx, self, res.Image.Boot, state, stderr)
 	if err != nil {
+		if ctx.Err() == nil && covCtx.Err() != nil {
+			return infraError(fmt.Errorf("mutate: --budget %s used up by the coverage run, before any mutant: give more", o.budget))
+		}
 		return err
 	}
 	sources := coverage.Overlay(os.DirFS(kc.Sources), os.DirFS(kc.Tree))
@@ -225,7 +235,7 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	b := &mutantBuilder{opts: opts, patches: patches, dir: filepath.Join(state, "patches"), stderr: stderr}
 	t := &mutantTester{self: self, args: o.runArgs(), stderr: stderr}
-	rep, runErr := mutate.Run(ctx, mutate.Config{StateDir: state, Runs: o.runs, Budget: o.budget, Log: stderr}, sel, b, t)
+	rep, runErr := mutate.Run(ctx, mutate.Config{StateDir: state, Runs: o.runs, Budget: o.budget, Started: began, Log: stderr}, sel, b, t)
 	if rep == nil {
 		return infraError(runErr)
 	}
@@ -244,6 +254,8 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case runErr != nil:
 		return infraError(fmt.Errorf("mutate stopped: %w (partial report above; run again to resume)", runErr))
+	case rep.Stopped == "interrupted":
+		return infraError(errors.New("mutate: interrupted (partial report above; run the same command again to resume)"))
 	case !rep.Scored():
 		return infraError(errors.New("mutate: no mutant was killed or survived: nothing measured"))
 	case min >= 0 && rep.Score() < min:
