@@ -43,9 +43,11 @@ type Mutant struct {
 	// ID names the mutant, stably for the same source:
 	// "<file>:<line>:<operator>", with ".<n>" when an operator edits the
 	// line in several ways.
-	ID       string   `json:"id"`
-	File     string   `json:"file"`
-	Line     int      `json:"line"`
+	ID   string `json:"id"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Text is the line before the edit.
+	Text     string   `json:"text"`
 	Operator Operator `json:"operator"`
 	// Description says what the edit does: "`!=` → `==`".
 	Description string `json:"description"`
@@ -88,7 +90,12 @@ func Generate(path, src string, lines []int) ([]Mutant, error) {
 	}
 	var out []Mutant
 	seen := map[string]bool{src: true}
+	srcLines := splitLines(src)
 	for _, line := range lines {
+		text := ""
+		if line >= 1 && line <= len(srcLines) {
+			text = srcLines[line-1]
+		}
 		counts := map[Operator]int{}
 		var ms []Mutant
 		for _, c := range u.candidates(line) {
@@ -98,7 +105,7 @@ func Generate(path, src string, lines []int) ([]Mutant, error) {
 			}
 			seen[mutated] = true
 			counts[c.op]++
-			ms = append(ms, Mutant{File: path, Line: line, Operator: c.op, Description: c.desc,
+			ms = append(ms, Mutant{File: path, Line: line, Text: text, Operator: c.op, Description: c.desc,
 				Diff: unifiedDiff(path, src, mutated), ID: strconv.Itoa(counts[c.op])})
 		}
 		for i := range ms {

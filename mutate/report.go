@@ -173,6 +173,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(ew, "  %s  %s\n", m.ID, m.Description)
 		}
 	}
+	r.writeAnnotated(ew)
 	if sel := r.Selection; sel != nil {
 		writeLines(ew, "Not executed: no spec can kill a mutant here", sel.NotExecuted)
 		writeLines(ew, "Executed only by specs that failed without a mutant", sel.OnlyFailing)
@@ -193,6 +194,74 @@ func (r *Report) WriteText(w io.Writer) error {
 		return fmt.Errorf("write mutate report: %w", err)
 	}
 	return nil
+}
+
+// marks are the annotated view's letters for a mutant's status.
+var marks = map[Status]string{Killed: "K", Survived: "S", Unknown: "?", Stillborn: "x"}
+
+// writeAnnotated writes the changed executable lines of each file in
+// order, each with a letter per mutant (K killed, S survived, ? unknown,
+// x stillborn, . not run) or why it has none.
+func (r *Report) writeAnnotated(ew *strings.Builder) {
+	sel := r.Selection
+	if sel == nil {
+		return
+	}
+	type row struct {
+		line  Line
+		marks []string
+	}
+	rows := map[string]map[int]*row{}
+	add := func(l Line, mark string) {
+		if rows[l.File] == nil {
+			rows[l.File] = map[int]*row{}
+		}
+		rw := rows[l.File][l.Line]
+		if rw == nil {
+			rw = &row{line: l}
+			rows[l.File][l.Line] = rw
+		}
+		if mark != "" {
+			rw.marks = append(rw.marks, mark)
+		}
+	}
+	for _, l := range sel.NotExecuted {
+		add(l, "- not executed")
+	}
+	for _, l := range sel.OnlyFailing {
+		add(l, "- only failing specs")
+	}
+	for _, l := range sel.NoMutant {
+		add(l, "- no operator applies")
+	}
+	for _, res := range r.Results {
+		m := res.Mutant
+		add(Line{File: m.File, Line: m.Line, Text: m.Text}, marks[res.Status])
+	}
+	for _, m := range r.NotRun {
+		add(Line{File: m.File, Line: m.Line, Text: m.Text}, ".")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(ew, "\nChanged lines (a mark per mutant: K killed, S survived, ? unknown, x stillborn, . not run):\n")
+	files := make([]string, 0, len(rows))
+	for f := range rows {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		fmt.Fprintf(ew, "  %s\n", f)
+		var nums []int
+		for n := range rows[f] {
+			nums = append(nums, n)
+		}
+		sort.Ints(nums)
+		for _, n := range nums {
+			rw := rows[f][n]
+			fmt.Fprintf(ew, "    %6d  %-12s | %s\n", n, strings.Join(rw.marks, " "), strings.TrimSpace(rw.line.Text))
+		}
+	}
 }
 
 func writeLines(ew *strings.Builder, title string, lines []Line) {

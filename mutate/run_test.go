@@ -452,3 +452,31 @@ func TestReport(t *testing.T) {
 		t.Errorf("a report with nothing scored: %s", js.String())
 	}
 }
+
+// TestAnnotated checks the per-file view of the text report: each changed
+// executable line with a mark per mutant, or why it has none.
+func TestAnnotated(t *testing.T) {
+	sel, err := Select(distantFS(t), distantLines(), SelectOptions{Filter: regexp.MustCompile(`:(31|37):`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &fakeTester{runs: map[string][]fakeRun{"31:negate-condition": {{exit: 1, specs: map[string]string{distantSpec: "exit"}}}}}
+	b := &fakeBuilder{errs: map[string]error{"kernel/sched/ext/distant.c:37:replace-return": fmt.Errorf("%w: error: x", ErrStillborn)}}
+	rep, err := Run(context.Background(), Config{StateDir: t.TempDir(), Runs: 1}, sel, b, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	want := `
+Changed lines (a mark per mutant: K killed, S survived, ? unknown, x stillborn, . not run):
+  kernel/sched/ext/distant.c
+        19  - no operator applies | struct rq *rq = scx_locked_rq();
+        31  K S          | if (unlikely(scx_parent(child) != parent)) {
+        34  - not executed | return false;
+        37  S x          | return scx_dispatch_sched(child, rq, rq->scx.sub_dispatch_prev, true) !=
+`
+	if !strings.Contains(text.String(), want) {
+		t.Errorf("text report lacks%s\n%s", want, text.String())
+	}
+}
