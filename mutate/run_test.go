@@ -387,7 +387,12 @@ func TestBuilderError(t *testing.T) {
 	}
 }
 
-func TestReport(t *testing.T) {
+// reportFixture runs the mutants of lines 31 and 37 of the snippet with a
+// fake builder and tester (no kernel, no VM): the negated distant check is
+// killed by a distant spec with class exit, 37's returned value is
+// stillborn, the other two survive.
+func reportFixture(t *testing.T) *Report {
+	t.Helper()
 	sel, err := Select(distantFS(t), distantLines(), SelectOptions{Filter: regexp.MustCompile(`:3[17]:`)})
 	if err != nil {
 		t.Fatal(err)
@@ -398,6 +403,11 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rep
+}
+
+func TestReport(t *testing.T) {
+	rep := reportFixture(t)
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
@@ -456,16 +466,7 @@ func TestReport(t *testing.T) {
 // TestAnnotated checks the per-file view of the text report: each changed
 // executable line with a mark per mutant, or why it has none.
 func TestAnnotated(t *testing.T) {
-	sel, err := Select(distantFS(t), distantLines(), SelectOptions{Filter: regexp.MustCompile(`:(31|37):`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &fakeTester{runs: map[string][]fakeRun{"31:negate-condition": {{exit: 1, specs: map[string]string{distantSpec: "exit"}}}}}
-	b := &fakeBuilder{errs: map[string]error{"kernel/sched/ext/distant.c:37:replace-return": fmt.Errorf("%w: error: x", ErrStillborn)}}
-	rep, err := Run(context.Background(), Config{StateDir: t.TempDir(), Runs: 1}, sel, b, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := reportFixture(t)
 	var text bytes.Buffer
 	rep.WriteText(&text)
 	want := `
