@@ -368,10 +368,11 @@ func (u *unit) replaceReturn(line int) []candidate {
 	return out
 }
 
-// keptCalls are calls not worth removing: they declare, or check only
-// in debugging kernels.
+// keptCall reports whether a call is not worth removing: it declares,
+// asserts what correct code never breaks (removing it changes nothing a
+// spec can see), or checks only in debugging kernels.
 func keptCall(name string) bool {
-	for _, p := range []string{"DEFINE_", "DECLARE_", "lockdep_", "BUILD_BUG_ON", "might_sleep", "__"} {
+	for _, p := range []string{"DEFINE_", "DECLARE_", "WARN", "BUG_ON", "VM_WARN", "VM_BUG", "lockdep_", "BUILD_BUG_ON", "might_sleep", "__"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

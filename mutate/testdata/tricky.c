@@ -37,6 +37,7 @@ static int depth_ok(struct sched *sch, int depth)
 		sch->ok = true;
 	}
 	CHECK(depth);
+	WARN_ON_ONCE(level < 0);
 	return level;
 }
 

@@ -16,6 +16,7 @@ struct scx_sched;
 struct bpf_prog_aux;
 struct rq { struct { struct task_struct *sub_dispatch_prev; } scx; };
 enum { SCX_DSP_NONE };
+#define WARN_ON_ONCE(x) ((void)(x))
 void pr_info(const char *fmt, ...);
 void pr_err(const char *fmt, ...);
 void kick(struct sched *);
