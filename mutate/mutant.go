@@ -169,10 +169,49 @@ func (u *unit) negateCondition(line int) []candidate {
 
 var swaps = map[string]string{"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
 
+// negatedBySwap returns the indexes of the == and != tokens that are the
+// whole of an if or while condition (inside likely() or unlikely(), if
+// any): swapping one is the same mutant as negating the condition.
+func (u *unit) negatedBySwap() map[int]bool {
+	out := map[int]bool{}
+	for _, c := range u.conds {
+		start, end := c.open+1, c.close-1
+		if start < end && (u.is(start, "likely") || u.is(start, "unlikely")) && u.is(start+1, "(") && u.match[start+1] == end {
+			start, end = start+2, end-1
+		}
+		if start > end {
+			continue
+		}
+		cmp := -1
+		for _, j := range u.topLevel(start, end) {
+			t := u.code[j]
+			if t.Kind != ctoken.Punct {
+				continue
+			}
+			switch t.Text {
+			case "==", "!=", "<", "<=", ">", ">=", "&&", "||", "?", ",", "=":
+				if cmp >= 0 {
+					cmp = -2
+				} else if cmp == -1 {
+					cmp = j
+				}
+			}
+		}
+		if cmp >= 0 && (u.code[cmp].Text == "==" || u.code[cmp].Text == "!=") {
+			out[cmp] = true
+		}
+	}
+	return out
+}
+
 func (u *unit) swapRelational(line int) []candidate {
 	var out []candidate
+	same := u.negatedBySwap()
 	for _, i := range u.onLine(line) {
 		t := u.code[i]
+		if same[i] {
+			continue // negate-condition is this mutant
+		}
 		if to, ok := swaps[t.Text]; ok && t.Kind == ctoken.Punct {
 			out = append(out, candidate{op: SwapRelational, desc: fmt.Sprintf("`%s` → `%s`", t.Text, to),
 				edits: []edit{{start: t.Start, end: t.End, text: to}}})

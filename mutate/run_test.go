@@ -62,7 +62,7 @@ func TestSelect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "28:negate-condition 29:replace-return 31:negate-condition 31:swap-relational 32:remove-call 37:swap-relational 37:replace-return"
+	want := "28:negate-condition 29:replace-return 31:negate-condition 32:remove-call 37:swap-relational 37:replace-return"
 	if got := strings.Join(ids(sel.Mutants), " "); got != want {
 		t.Errorf("mutants %s\nwant %s", got, want)
 	}
@@ -84,7 +84,7 @@ func TestSelect(t *testing.T) {
 	if len(sel.NoMutant) != 1 || sel.NoMutant[0].Line != 19 {
 		t.Errorf("no mutant %v, want line 19 (a declaration)", sel.NoMutant)
 	}
-	if sel.Generated != 7 {
+	if sel.Generated != 6 {
 		t.Errorf("generated %d", sel.Generated)
 	}
 
@@ -109,14 +109,14 @@ func TestSelect(t *testing.T) {
 	for _, m := range sel.Mutants {
 		lineSet[m.Line] = true
 	}
-	if len(sel.Mutants) != 5 || len(lineSet) != 5 || sel.Capped != 2 {
+	if len(sel.Mutants) != 5 || len(lineSet) != 5 || sel.Capped != 1 {
 		t.Errorf("--max-mutants 5: %v (capped %d), want one on each of the 5 lines", ids(sel.Mutants), sel.Capped)
 	}
 	sel, err = Select(distantFS(t), distantLines(), SelectOptions{Filter: regexp.MustCompile(`:31:`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(ids(sel.Mutants), " "); got != "31:negate-condition 31:swap-relational" || sel.Filtered != 5 {
+	if got := strings.Join(ids(sel.Mutants), " "); got != "31:negate-condition" || sel.Filtered != 5 {
 		t.Errorf("--mutants :31: gave %s (filtered %d)", got, sel.Filtered)
 	}
 }
@@ -218,10 +218,9 @@ func TestClassify(t *testing.T) {
 	}}
 	tr := &fakeTester{runs: map[string][]fakeRun{
 		"31:negate-condition": {{exit: 1, specs: map[string]string{distantSpec: "exit"}}},
-		"31:swap-relational":  {{exit: 1, specs: map[string]string{dispatchA: "crash", distantSpec: "assertion"}}},
+		"37:replace-return":   {{exit: 1, specs: map[string]string{dispatchA: "crash", bootSpec: "assertion"}}},
 		"28:negate-condition": {{exit: 1, specs: map[string]string{dispatchB: "infra"}}},
 		"37:swap-relational":  {{exit: 3}},
-		"37:replace-return":   {{exit: 1, specs: map[string]string{dispatchA: "assertion"}}, {exit: 0}, {exit: 0}},
 	}}
 	var log bytes.Buffer
 	rep, err := Run(context.Background(), Config{StateDir: t.TempDir(), Runs: 1, Log: &log}, sel, b, tr)
@@ -239,23 +238,23 @@ func TestClassify(t *testing.T) {
 	check("29:replace-return", Stillborn, "does not compile")
 	check("32:remove-call", Unknown, "does not apply")
 	check("31:negate-condition", Killed, "")
-	check("31:swap-relational", Killed, "")
 	check("28:negate-condition", Unknown, "failed only by infrastructure")
 	check("37:swap-relational", Unknown, "no run tested the kernel: run exited 3")
-	check("37:replace-return", Killed, "") // one run, one assertion: a kill
-	if k := got["31:swap-relational"].Kills; len(k) != 2 || k[0].Class != outcome.Crash && k[1].Class != outcome.Crash {
-		t.Errorf("kills of 31:swap-relational: %+v", k)
+	check("37:replace-return", Killed, "") // one run: an assertion kills, a crash too
+	if k := got["37:replace-return"].Kills; len(k) != 2 || k[0].Class != outcome.Crash && k[1].Class != outcome.Crash ||
+		k[0].Class != outcome.Assertion && k[1].Class != outcome.Assertion {
+		t.Errorf("kills of 37:replace-return: %+v", k)
 	}
 	if k := got["31:negate-condition"].Kills; len(k) != 1 || k[0].Spec != distantSpec || k[0].Class != outcome.Exit || k[0].Message != "exit failure" {
 		t.Errorf("kills of 31:negate-condition: %+v", k)
 	}
-	if rep.Killed != 3 || rep.Survived != 0 || rep.Unknown != 3 || rep.Stillborn != 1 {
+	if rep.Killed != 2 || rep.Survived != 0 || rep.Unknown != 3 || rep.Stillborn != 1 {
 		t.Errorf("counts: %d killed %d survived %d unknown %d stillborn", rep.Killed, rep.Survived, rep.Unknown, rep.Stillborn)
 	}
-	if len(tr.tested) != 5 {
+	if len(tr.tested) != 4 {
 		t.Errorf("tested %v: a stillborn or unapplied mutant must not be tested", tr.tested)
 	}
-	for _, want := range []string{"[3/7] kernel/sched/ext/distant.c:31:negate-condition", "killed by", "stillborn (does not compile"} {
+	for _, want := range []string{"[3/6] kernel/sched/ext/distant.c:31:negate-condition", "killed by", "stillborn (does not compile"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, log.String())
 		}
@@ -265,7 +264,7 @@ func TestClassify(t *testing.T) {
 	// once is a kill; passing every time is a survivor.
 	rep, err = Run(context.Background(), Config{StateDir: t.TempDir(), Runs: 3}, sel, &fakeBuilder{}, &fakeTester{runs: map[string][]fakeRun{
 		"37:replace-return":   {{exit: 1, specs: map[string]string{dispatchA: "assertion"}}, {exit: 0}},
-		"31:swap-relational":  {{exit: 0}, {exit: 1, specs: map[string]string{distantSpec: "crash"}}, {exit: 0}},
+		"37:swap-relational":  {{exit: 0}, {exit: 1, specs: map[string]string{dispatchA: "crash"}}, {exit: 0}},
 		"28:negate-condition": {{exit: 0, specs: map[string]string{dispatchB: "skipped"}}},
 		"29:replace-return":   {{exit: 0, specs: map[string]string{dispatchB: "absent"}}},
 	}})
@@ -274,12 +273,12 @@ func TestClassify(t *testing.T) {
 	}
 	got = status(rep)
 	check("37:replace-return", Unknown, "flaky (passed 2 of 3)")
-	check("31:swap-relational", Killed, "")
+	check("37:swap-relational", Killed, "")
 	check("31:negate-condition", Survived, "")
 	check("28:negate-condition", Unknown, "skipped: kernel lacks API 7.3")
 	check("29:replace-return", Unknown, "did not run")
-	if rep.Score() != 0.25 {
-		t.Errorf("score %v, want 1/4 (1 killed, 3 survived)", rep.Score())
+	if rep.Score() != 1.0/3 {
+		t.Errorf("score %v, want 1/3 (1 killed, 2 survived)", rep.Score())
 	}
 }
 
@@ -303,10 +302,10 @@ func TestResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Stopped != "interrupted" || len(rep.Results) != 2 || len(rep.NotRun) != 5 {
+	if rep.Stopped != "interrupted" || len(rep.Results) != 2 || len(rep.NotRun) != 4 {
 		t.Fatalf("interrupted run: stopped %q, %d results, %d not run", rep.Stopped, len(rep.Results), len(rep.NotRun))
 	}
-	if !strings.Contains(rep.Summary(), ", 5 not run;") || !strings.HasSuffix(rep.Summary(), "(stopped: interrupted)") {
+	if !strings.Contains(rep.Summary(), ", 4 not run;") || !strings.HasSuffix(rep.Summary(), "(stopped: interrupted)") {
 		t.Errorf("summary %q", rep.Summary())
 	}
 
@@ -315,13 +314,13 @@ func TestResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b2.built) != 5 || b2.built[0] != sel.Mutants[2].ID {
-		t.Errorf("resumed run built %v, want the last 5", b2.built)
+	if len(b2.built) != 4 || b2.built[0] != sel.Mutants[2].ID {
+		t.Errorf("resumed run built %v, want the last 4", b2.built)
 	}
-	if len(rep2.Results) != 7 || rep2.Stopped != "" || len(rep2.NotRun) != 0 {
+	if len(rep2.Results) != 6 || rep2.Stopped != "" || len(rep2.NotRun) != 0 {
 		t.Errorf("resumed run: %d results, stopped %q, %d not run", len(rep2.Results), rep2.Stopped, len(rep2.NotRun))
 	}
-	if rep2.Killed != 1 || rep2.Survived != 6 {
+	if rep2.Killed != 1 || rep2.Survived != 5 {
 		t.Errorf("resumed run: %d killed, %d survived", rep2.Killed, rep2.Survived)
 	}
 
@@ -331,8 +330,8 @@ func TestResume(t *testing.T) {
 	if _, err := Run(context.Background(), Config{StateDir: state, Runs: 2}, sel, b3, tr); err != nil {
 		t.Fatal(err)
 	}
-	if len(b3.built) != 7 {
-		t.Errorf("--runs 2 after --runs 1 built %d mutants, want all 7", len(b3.built))
+	if len(b3.built) != 6 {
+		t.Errorf("--runs 2 after --runs 1 built %d mutants, want all 6", len(b3.built))
 	}
 	sel.Mutants[0].Diff += " "
 	b4 := &fakeBuilder{}
@@ -361,7 +360,7 @@ func TestBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(rep.Stopped, "--budget 200ms used up") || len(rep.Results) != 1 || len(rep.NotRun) != 6 {
+	if !strings.Contains(rep.Stopped, "--budget 200ms used up") || len(rep.Results) != 1 || len(rep.NotRun) != 5 {
 		t.Errorf("stopped %q, %d results, %d not run", rep.Stopped, len(rep.Results), len(rep.NotRun))
 	}
 	ents, _ := os.ReadDir(state + "/" + resultsDir)
@@ -382,7 +381,7 @@ func TestBuilderError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("error %v", err)
 	}
-	if len(rep.Results) != 1 || len(rep.NotRun) != 6 || !strings.Contains(rep.Err, "no space left") {
+	if len(rep.Results) != 1 || len(rep.NotRun) != 5 || !strings.Contains(rep.Err, "no space left") {
 		t.Errorf("%d results, %d not run, err %q", len(rep.Results), len(rep.NotRun), rep.Err)
 	}
 }
@@ -390,7 +389,7 @@ func TestBuilderError(t *testing.T) {
 // reportFixture runs the mutants of lines 31 and 37 of the snippet with a
 // fake builder and tester (no kernel, no VM): the negated distant check is
 // killed by a distant spec with class exit, 37's returned value is
-// stillborn, the other two survive.
+// stillborn, 37's swapped comparison survives.
 func reportFixture(t *testing.T) *Report {
 	t.Helper()
 	sel, err := Select(distantFS(t), distantLines(), SelectOptions{Filter: regexp.MustCompile(`:3[17]:`)})
@@ -413,10 +412,10 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"mutation score: 33.3% (1 killed of 3); 2 survived, 0 unknown, 1 stillborn; 1 changed line(s) no spec executes",
+		"mutation score: 50.0% (1 killed of 2); 1 survived, 0 unknown, 1 stillborn; 1 changed line(s) no spec executes",
 		"Survived (no spec noticed",
-		"  kernel/sched/ext/distant.c:31:swap-relational  `!=` → `==`\n    specs that ran on it (2), all passed:\n      " + dispatchA,
-		"-\tif (unlikely(scx_parent(child) != parent)) {\n    +\tif (unlikely(scx_parent(child) == parent)) {",
+		"  kernel/sched/ext/distant.c:37:swap-relational  `!=` → `==`\n    specs that ran on it (2), all passed:\n      " + bootSpec + "\n      " + dispatchA,
+		"-\treturn scx_dispatch_sched(child, rq, rq->scx.sub_dispatch_prev, true) !=\n    +\treturn scx_dispatch_sched(child, rq, rq->scx.sub_dispatch_prev, true) ==",
 		"Killed:\n  kernel/sched/ext/distant.c:31:negate-condition  if (unlikely(scx_parent(child) != parent)) → if (!(…))\n    by [exit] " + distantSpec + ": exit failure",
 		"Stillborn (did not compile; not counted):\n  kernel/sched/ext/distant.c:37:replace-return",
 		"Not executed: no spec can kill a mutant here (1 lines):\n  kernel/sched/ext/distant.c:34 | return false;",
@@ -450,8 +449,8 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Summary.Score == nil || *doc.Summary.Score != 1.0/3 || doc.Summary.Killed != 1 || doc.Summary.Survived != 2 ||
-		len(doc.Results) != 4 || doc.Results[0].Mutant.Diff == "" || len(doc.Selection.NotExecuted) != 1 {
+	if doc.Summary.Score == nil || *doc.Summary.Score != 0.5 || doc.Summary.Killed != 1 || doc.Summary.Survived != 1 ||
+		len(doc.Results) != 3 || doc.Results[0].Mutant.Diff == "" || len(doc.Selection.NotExecuted) != 1 {
 		t.Errorf("json report:\n%s", js.String())
 	}
 
@@ -473,7 +472,7 @@ func TestAnnotated(t *testing.T) {
 Changed lines (a mark per mutant: K killed, S survived, ? unknown, x stillborn, . not run):
   kernel/sched/ext/distant.c
         19  - no operator applies | struct rq *rq = scx_locked_rq();
-        31  K S          | if (unlikely(scx_parent(child) != parent)) {
+        31  K            | if (unlikely(scx_parent(child) != parent)) {
         34  - not executed | return false;
         37  S x          | return scx_dispatch_sched(child, rq, rq->scx.sub_dispatch_prev, true) !=
 `
