@@ -89,7 +89,8 @@ func Generate(path, src string, lines []int) ([]Mutant, error) {
 		return nil, fmt.Errorf("mutate %s: %w", path, err)
 	}
 	var out []Mutant
-	seen := map[string]bool{src: true}
+	// Texts are remembered by hash: a kernel file is large.
+	seen := map[[32]byte]bool{sha256.Sum256([]byte(src)): true}
 	srcLines := splitLines(src)
 	for _, line := range lines {
 		text := ""
@@ -100,10 +101,11 @@ func Generate(path, src string, lines []int) ([]Mutant, error) {
 		var ms []Mutant
 		for _, c := range u.candidates(line) {
 			mutated := apply(src, c.edits)
-			if seen[mutated] {
+			sum := sha256.Sum256([]byte(mutated))
+			if seen[sum] {
 				continue
 			}
-			seen[mutated] = true
+			seen[sum] = true
 			counts[c.op]++
 			ms = append(ms, Mutant{File: path, Line: line, Text: text, Operator: c.op, Description: c.desc,
 				Diff: unifiedDiff(path, src, mutated), ID: strconv.Itoa(counts[c.op])})
@@ -173,7 +175,11 @@ var swaps = map[string]string{"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": 
 // whole of an if or while condition (inside likely() or unlikely(), if
 // any): swapping one is the same mutant as negating the condition.
 func (u *unit) negatedBySwap() map[int]bool {
+	if u.swapped != nil {
+		return u.swapped
+	}
 	out := map[int]bool{}
+	u.swapped = out
 	for _, c := range u.conds {
 		start, end := c.open+1, c.close-1
 		if start < end && (u.is(start, "likely") || u.is(start, "unlikely")) && u.is(start+1, "(") && u.match[start+1] == end {
@@ -369,16 +375,8 @@ func (u *unit) offByOne(line int) []candidate {
 	return out
 }
 
-// stmtAt returns the statements that start on a line.
-func (u *unit) stmtsAt(line int) []stmt {
-	var out []stmt
-	for _, s := range u.stmts {
-		if u.code[s.start].Line == line {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// stmtsAt returns the statements that start on a line.
+func (u *unit) stmtsAt(line int) []stmt { return u.stmtsByLine[line] }
 
 func (u *unit) replaceReturn(line int) []candidate {
 	var out []candidate

@@ -23,6 +23,11 @@ type unit struct {
 	parent []int
 	stmts  []stmt
 	conds  []cond
+	// byLine indexes the code tokens by the line they start on,
+	// stmtsByLine the statements; swapped caches negatedBySwap.
+	byLine      map[int][]int
+	stmtsByLine map[int][]stmt
+	swapped     map[int]bool
 }
 
 // stmt is a simple statement: tokens start to end, end its ';'.
@@ -45,6 +50,14 @@ func parse(src string) (*unit, error) {
 	u := &unit{src: src, code: ctoken.Code(toks)}
 	u.brackets()
 	u.scan()
+	u.byLine, u.stmtsByLine = map[int][]int{}, map[int][]stmt{}
+	for i, t := range u.code {
+		u.byLine[t.Line] = append(u.byLine[t.Line], i)
+	}
+	for _, st := range u.stmts {
+		l := u.code[st.start].Line
+		u.stmtsByLine[l] = append(u.stmtsByLine[l], st)
+	}
 	return u, nil
 }
 
@@ -188,17 +201,7 @@ func (u *unit) simple(i int, body bool) (int, bool) {
 func isAttribute(s string) bool { return strings.HasPrefix(s, "__") }
 
 // onLine returns the indexes of the code tokens that start on a line.
-func (u *unit) onLine(line int) []int {
-	var out []int
-	for i, t := range u.code {
-		if t.Line == line {
-			out = append(out, i)
-		} else if t.Line > line {
-			break
-		}
-	}
-	return out
-}
+func (u *unit) onLine(line int) []int { return u.byLine[line] }
 
 // text returns the source of tokens i to j (inclusive), whitespace as it is.
 func (u *unit) text(i, j int) string { return u.src[u.code[i].Start:u.code[j].End] }
