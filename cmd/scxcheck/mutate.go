@@ -71,6 +71,7 @@ type mutateOptions struct {
 	procs        int
 	minScore     string
 	out          string
+	list         bool
 }
 
 func (o *mutateOptions) flagSet(stdout io.Writer) *flag.FlagSet {
@@ -87,6 +88,7 @@ func (o *mutateOptions) flagSet(stdout io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.runs, "runs", 1, "run each mutant's specs `N` times (the verdict rule: a crash, exit or teardown failure kills at once, other failures in more than half the runs)")
 	fs.IntVar(&o.procs, "procs", 1, "run the specs in `N` processes, one VM each, as 'scxcheck run --procs' does")
 	fs.StringVar(&o.minScore, "min-score", "", "exit 1 when the mutation score is below this `percentage` (default: report only)")
+	fs.BoolVar(&o.list, "list", false, "print the mutants that would run (id, description, the specs of their line) and the changed lines no spec executes, then stop: no mutant is built")
 	fs.StringVar(&o.out, "out", "", "state and report `directory` (default: under the cache, named by the inputs, so that the same command resumes)")
 	fs.StringVar(&o.k.cache, "cache", "", "cache `directory` (default $XDG_CACHE_HOME/scxcheck or ~/.cache/scxcheck)")
 	fs.StringVar(&o.k.mirror, "mirror", "", "Debian mirror `URL` for Debian's sources and pahole (default: the one in the machine's apt sources)")
@@ -229,6 +231,10 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stderr, "scxcheck mutate: %d mutant(s) selected of %d on the executed changed lines; %d changed line(s) no spec executes\n",
 		len(sel.Mutants), sel.Generated, len(sel.NotExecuted))
 
+	if o.list {
+		listMutants(stdout, sel)
+		return nil
+	}
 	var patches []string
 	for _, p := range kc.Patches {
 		patches = append(patches, p.File)
@@ -262,6 +268,16 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return exitError{code: exitFail, err: fmt.Errorf("mutation score %.1f%% is below --min-score %g%%", 100*rep.Score(), 100*min)}
 	}
 	return nil
+}
+
+// listMutants prints a selection for --list.
+func listMutants(w io.Writer, sel *mutate.Selection) {
+	for _, m := range sel.Mutants {
+		fmt.Fprintf(w, "%s  %s  (%d spec(s))\n", m.ID, m.Description, len(m.Specs))
+	}
+	for _, l := range sel.NotExecuted {
+		fmt.Fprintf(w, "%s  not executed: no spec can kill a mutant here | %s\n", l, strings.TrimSpace(l.Text))
+	}
 }
 
 // runArgs are the flags every `scxcheck run` (the coverage run's, each
