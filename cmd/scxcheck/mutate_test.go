@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +39,28 @@ func TestCompilerError(t *testing.T) {
 	}
 	if got := compilerError("make olddefconfig failed\nmore"); got != "make olddefconfig failed" {
 		t.Errorf("compilerError = %q", got)
+	}
+}
+
+// TestMutateStateClaim: a state directory resumes a mutate of the same
+// inputs and refuses one of other inputs (exit 2).
+func TestMutateStateClaim(t *testing.T) {
+	dir := t.TempDir() + "/state"
+	in := mutateInputs{Kernel: "7.2.13-abc", Changed: []string{"/seed.patch"}, LabelFilter: "distant"}
+	if err := in.claim(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.claim(dir); err != nil {
+		t.Errorf("the same inputs again: %v", err)
+	}
+	other := in
+	other.LabelFilter = "dispatch"
+	err := other.claim(dir)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "holds a mutate run of other inputs") {
+		t.Errorf("other inputs: %v", err)
+	}
+	if in.key() == other.key() {
+		t.Error("other inputs, same default state directory")
 	}
 }
