@@ -51,9 +51,10 @@ resume an interrupted run. --budget stops cleanly with a partial report.
 report.txt and report.json are written into it; the text report also goes to
 stdout. Score = killed / (killed + survived). See docs/mutate.md.
 
-Exit codes: 0 the score is at least --min-score (or no --min-score), 1 below it,
-2 bad flags or input, 3 nothing could be scored (no mutant killed or survived,
-the coverage run or a build failed, interrupted before any mutant finished).
+Exit codes: 0 the score is at least --min-score (or no --min-score; after --budget
+stopped it, the partial score), 1 below it, 2 bad flags or input, 3 not scored, or
+not all of it: no mutant killed or survived, the coverage run or a build failed
+for another reason than the mutant, interrupted (Ctrl-C).
 
 Example: scxcheck mutate --changed-lines seed.patch --label-filter 'distant || dispatch' --max-mutants 20`
 
