@@ -178,6 +178,17 @@ func (r *Report) WriteText(w io.Writer) error {
 		writeLines(ew, "Not executed: no spec can kill a mutant here", sel.NotExecuted)
 		writeLines(ew, "Executed only by specs that failed without a mutant", sel.OnlyFailing)
 		writeLines(ew, "Executed, but no operator applies", sel.NoMutant)
+		if len(sel.Unreadable) > 0 {
+			fmt.Fprintf(ew, "\nFiles no mutant could be made of:\n")
+			var files []string
+			for f := range sel.Unreadable {
+				files = append(files, f)
+			}
+			sort.Strings(files)
+			for _, f := range files {
+				fmt.Fprintf(ew, "  %s: %s\n", f, sel.Unreadable[f])
+			}
+		}
 		if len(sel.Failing) > 0 {
 			fmt.Fprintf(ew, "\nSpecs that failed without a mutant (not run on mutants):\n")
 			var specs []string

@@ -88,8 +88,21 @@ func TestSelect(t *testing.T) {
 		t.Errorf("generated %d", sel.Generated)
 	}
 
+	// A file that is no C does not stop the others.
+	fsys := distantFS(t)
+	fsys["kernel/sched/ext/broken.c"] = &fstest.MapFile{Data: []byte("int x;\nchar *s = \"open;\n")}
+	lines := append(distantLines(), Line{File: "kernel/sched/ext/broken.c", Line: 1, Executable: true, Specs: []string{distantSpec}})
+	sel, err = Select(fsys, lines, SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel.Mutants) != 6 || !strings.Contains(sel.Unreadable["kernel/sched/ext/broken.c"], "line 2: unterminated string literal") ||
+		len(sel.NoMutant) != 2 {
+		t.Errorf("with a broken file: %d mutants, unreadable %v, no mutant %v", len(sel.Mutants), sel.Unreadable, sel.NoMutant)
+	}
+
 	// Only the boot spec executed line 37: the line is reported, no mutant.
-	lines := distantLines()
+	lines = distantLines()
 	lines[len(lines)-1].Specs = []string{bootSpec}
 	sel, err = Select(distantFS(t), lines, SelectOptions{Failing: map[string]string{bootSpec: "x"}})
 	if err != nil {

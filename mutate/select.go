@@ -102,6 +102,9 @@ type Selection struct {
 	Generated, Filtered, Capped int `json:"-"`
 	// Failing are the specs left out for failing without a mutant.
 	Failing map[string]string `json:"failing,omitempty"`
+	// Unreadable are the files no mutant could be made of, with why (a
+	// file the tokenizer rejects); their lines are in NoMutant.
+	Unreadable map[string]string `json:"unreadable,omitempty"`
 }
 
 // Select generates the mutants of the changed lines that some spec
@@ -151,7 +154,13 @@ func Select(src fs.FS, lines []Line, o SelectOptions) (*Selection, error) {
 		}
 		ms, err := Generate(f, string(data), nums)
 		if err != nil {
-			return nil, fmt.Errorf("select mutants: %w", err)
+			// One file scxcheck cannot read as C does not stop the
+			// others: its lines get no mutant, and the report says why.
+			if sel.Unreadable == nil {
+				sel.Unreadable = map[string]string{}
+			}
+			sel.Unreadable[f] = err.Error()
+			ms = nil
 		}
 		got := map[int]bool{}
 		for _, m := range ms {
