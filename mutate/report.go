@@ -178,28 +178,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		writeLines(ew, "Not executed: no spec can kill a mutant here", sel.NotExecuted)
 		writeLines(ew, "Executed only by specs that failed without a mutant", sel.OnlyFailing)
 		writeLines(ew, "Executed, but no operator applies", sel.NoMutant)
-		if len(sel.Unreadable) > 0 {
-			fmt.Fprintf(ew, "\nFiles no mutant could be made of:\n")
-			var files []string
-			for f := range sel.Unreadable {
-				files = append(files, f)
-			}
-			sort.Strings(files)
-			for _, f := range files {
-				fmt.Fprintf(ew, "  %s: %s\n", f, sel.Unreadable[f])
-			}
-		}
-		if len(sel.Failing) > 0 {
-			fmt.Fprintf(ew, "\nSpecs that failed without a mutant (not run on mutants):\n")
-			var specs []string
-			for s := range sel.Failing {
-				specs = append(specs, s)
-			}
-			sort.Strings(specs)
-			for _, s := range specs {
-				fmt.Fprintf(ew, "  %s: %s\n", s, sel.Failing[s])
-			}
-		}
+		writeReasons(ew, "Files no mutant could be made of", sel.Unreadable)
+		writeReasons(ew, "Specs that failed without a mutant (not run on mutants)", sel.Failing)
 	}
 	if _, err := io.WriteString(w, ew.String()); err != nil {
 		return fmt.Errorf("write mutate report: %w", err)
@@ -272,6 +252,22 @@ func (r *Report) writeAnnotated(ew *strings.Builder) {
 			rw := rows[f][n]
 			fmt.Fprintf(ew, "    %6d  %-12s | %s\n", n, strings.Join(rw.marks, " "), strings.TrimSpace(rw.line.Text))
 		}
+	}
+}
+
+// writeReasons writes what a map says of its keys, in their order.
+func writeReasons(ew *strings.Builder, title string, why map[string]string) {
+	if len(why) == 0 {
+		return
+	}
+	fmt.Fprintf(ew, "\n%s:\n", title)
+	keys := make([]string, 0, len(why))
+	for k := range why {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(ew, "  %s: %s\n", k, why[k])
 	}
 }
 
