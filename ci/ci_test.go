@@ -54,20 +54,27 @@ func TestGateExitCodes(t *testing.T) {
 		noJUnit bool
 		want    int
 		verdict string
+		msg     string
 	}{
-		{"pass", 0, false, 0, "pass"},
-		{"regression", 1, false, 1, "regression"},
-		{"bad input (kernel without sched_ext, bad flag) is not a test", 2, true, 3, "not tested"},
-		{"infrastructure", 3, true, 3, "not tested"},
-		{"killed", 137, true, 3, "not tested"},
-		{"infrastructure with a report", 3, false, 3, "not tested"},
-		{"exit 1 without a report (Ginkgo refused the spec tree)", 1, true, 3, "not tested"},
+		{"pass", 0, false, 0, "pass", ""},
+		{"regression", 1, false, 1, "regression", ""},
+		{"changed lines under-tested", 1, false, 1, "changed lines under-tested",
+			"changed-line coverage 50.0% (1 of 2) is below --min-changed-coverage 80%; not executed:"},
+		{"bad input (kernel without sched_ext, bad flag) is not a test", 2, true, 3, "not tested", ""},
+		{"infrastructure", 3, true, 3, "not tested", ""},
+		{"killed", 137, true, 3, "not tested", ""},
+		{"infrastructure with a report", 3, false, 3, "not tested", ""},
+		{"exit 1 without a report (Ginkgo refused the spec tree)", 1, true, 3, "not tested", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, c.name)
 			args := filepath.Join(dir, "args")
 			cmd := exec.Command("./gate", "--out", out, "--label-filter=boot", "--tree", "/src/linux", "--patch", "a b.patch")
-			cmd.Env = append(os.Environ(), "SCXCHECK="+fake, "FAKE_ARGS="+args, "FAKE_EXIT="+strconv.Itoa(c.exit), "FAKE_MSG=the reason")
+			msg := "the reason"
+			if c.msg != "" {
+				msg = c.msg
+			}
+			cmd.Env = append(os.Environ(), "SCXCHECK="+fake, "FAKE_ARGS="+args, "FAKE_EXIT="+strconv.Itoa(c.exit), "FAKE_MSG="+msg)
 			if c.noJUnit {
 				cmd.Env = append(cmd.Env, "FAKE_NO_JUNIT=1")
 			}
@@ -340,4 +347,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestExamplesGateCoverage checks that each example shows the coverage
+// gate: a ci/gate call with --coverage, the change's base and a threshold.
+func TestExamplesGateCoverage(t *testing.T) {
+	for _, name := range []string{"examples/github-actions.yml", "examples/gitlab-ci.yml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, m := range gateCall.FindAllStringSubmatch(string(b), -1) {
+			if strings.Contains(m[2], "--coverage ") && strings.Contains(m[2], "--coverage-base ") && strings.Contains(m[2], "--min-changed-coverage ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no ci/gate call with --coverage, --coverage-base and --min-changed-coverage", name)
+		}
+	}
 }
