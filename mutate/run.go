@@ -354,13 +354,21 @@ func firstLine(s string) string {
 
 func round(d time.Duration) time.Duration { return d.Round(time.Second) }
 
-// sortResults orders results as the selection had them: by file, line and ID.
+// before orders mutants by file and line.
+func before(a, b Mutant) bool {
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	return a.Line < b.Line
+}
+
+// sortMutants orders mutants by file and line, keeping the order of a
+// line's mutants.
+func sortMutants(ms []Mutant) {
+	sort.SliceStable(ms, func(i, j int) bool { return before(ms[i], ms[j]) })
+}
+
+// sortResults orders results by their mutants' file and line.
 func sortResults(rs []Result) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i].Mutant, rs[j].Mutant
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		return a.Line < b.Line
-	})
+	sort.SliceStable(rs, func(i, j int) bool { return before(rs[i].Mutant, rs[j].Mutant) })
 }

@@ -7,9 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
-	"strings"
 
 	"github.com/scxcheck/scxcheck/coverage"
 )
@@ -86,7 +84,10 @@ type SelectOptions struct {
 // Selection is what Select chose, and why the rest was left out.
 type Selection struct {
 	// Mutants are the mutants to run, each with the specs that executed
-	// its line, in file and line order.
+	// its line, in the order they run: one per line first, lines in an
+	// order fixed by a hash of their names, then a second per line, and
+	// so on, so that a run the budget cuts short has spread over the
+	// patch.
 	Mutants []Mutant `json:"mutants"`
 	// NotExecuted are the executable changed lines no spec executed: no
 	// spec can kill a mutant there.
@@ -208,12 +209,6 @@ func Select(src fs.FS, lines []Line, o SelectOptions) (*Selection, error) {
 			break
 		}
 	}
-	slices.SortStableFunc(picked, func(a, b Mutant) int {
-		if c := strings.Compare(a.File, b.File); c != 0 {
-			return c
-		}
-		return a.Line - b.Line
-	})
 	sel.Mutants = picked
 	return sel, nil
 }
