@@ -9,7 +9,8 @@ import (
 )
 
 // testdata/run is the artifacts directory of a real run (scxcheck run
-// --timeline --artifacts, Debian's 7.2.13 under TCG) of three specs, with
+// --timeline --artifacts, Debian's 7.2.13 under TCG, the timeline tracer
+// that counts in the kernel: switch, idle, sd and ev lines) of three specs, with
 // its JUnit report: the distant-dispatch spec whose root exits with
 // SCX_EXIT_ERROR (passed), the two-children spec (passed), and the
 // selftest that fails on purpose (failed, class exit). Only the repro
@@ -137,6 +138,16 @@ func TestDistantExitAtTheKernelLogTime(t *testing.T) {
 	}
 	if len(tl.SubDisp) == 0 {
 		t.Error("no sub-dispatch counts")
+	}
+	events := map[string]int{}
+	for _, e := range tl.Events {
+		events[e.Name] += e.Count
+	}
+	if events["SCX_EV_BYPASS_ACTIVATE"] == 0 {
+		t.Errorf("sched_ext event counts %v: want the bypass of the root's enable and exit", events)
+	}
+	if !ownerKeys(tl)["class:idle"] {
+		t.Error("no idle stretch on any CPU")
 	}
 	// The lanes: the root's tasks until the exit, the fair class after.
 	var rootBefore, fairAfter bool

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Reproduction bundle written by scxcheck on 2026-12-02T10:03:21Z.
+# Reproduction bundle written by scxcheck on 2026-12-02T13:08:39Z.
 #
 # Replays, on the kernel in this directory, the spec
 #   scxcheck's own failure path fails on purpose: a running root scheduler is expected to have exited with SCX_EXIT_ERROR
-# which failed (exit) at /work/main/harness/selftests/selftest.go:21 when it was recorded (see expected.txt).
+# which failed (exit) at github.com/scxcheck/scxcheck/harness/selftests/selftest.go:21 when it was recorded (see expected.txt).
 # Needs only qemu-system-x86_64 (plus a POSIX shell and its usual tools).
 #
 #   ./repro.sh            boot, replay the spec in the guest, compare
@@ -25,7 +25,7 @@ TIMEOUT=${TIMEOUT:-600}
 OUT=${OUT:-$here/replay}
 
 expected_state=failed
-expected_location=/work/main/harness/selftests/selftest.go:21
+expected_location=github.com/scxcheck/scxcheck/harness/selftests/selftest.go:21
 expected_fault=""
 
 if ! command -v "$QEMU" >/dev/null 2>&1; then
