@@ -320,7 +320,12 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 			root := loadRoot(ctx, "root", map[string]uint64{"grant_caps": 0})
 			t1 := newCgroup(ctx, "t1")
 			child := loadSub(ctx, "child", "rescued", t1, map[string]uint64{"enqueue_local": 1, "rescue": 1})
-			finish(ctx, start(ctx, t1, proto.WorkSleep, 1, workTime/2))
+			// Rescue slices are rationed (scx_rescue_bw_1024): every wake-up
+			// of the worker, from its process start in the cgroup on, waits
+			// for one. On an idle 2-core TCG host the worker needs about 10 s;
+			// on a loaded one more than workWait, hence the longer bound and
+			// the short workload (a few wake-ups are all the count needs).
+			finishWithin(ctx, start(ctx, t1, proto.WorkSleep, 1, workTime/20), 3*workWait)
 			ev, err := eventsOf(ctx, schedDir(t1.ID))
 			Expect(err).NotTo(HaveOccurred())
 			Expect(ev).To(HaveKeyWithValue("SCX_EV_SUB_RESCUE", BeNumerically(">", 0)))

@@ -137,9 +137,16 @@ func startWith(ctx context.Context, req proto.Workload) *Workload {
 // finish waits for a workload and expects every worker to have exited cleanly.
 func finish(ctx context.Context, w *Workload) {
 	GinkgoHelper()
-	done, err := w.Wait(ctx, workWait)
+	finishWithin(ctx, w, workWait)
+}
+
+// finishWithin is finish with a bound of its own, for workloads whose
+// scheduler runs them slowly on purpose.
+func finishWithin(ctx context.Context, w *Workload, bound time.Duration) {
+	GinkgoHelper()
+	done, err := w.Wait(ctx, bound)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(done.Done).To(BeTrue(), "workload %d still running after %s: %+v", w.ID, workWait, done)
+	Expect(done.Done).To(BeTrue(), "workload %d still running after %s: %+v", w.ID, bound, done)
 	Expect(done.Failed).To(BeEmpty())
 }
 
