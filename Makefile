@@ -11,8 +11,9 @@ DEB_PKGS := qemu-system-x86 zstd clang-19 llvm-19 bpftool libbpf-dev lcov
 # the machine's own release. pahole comes separately: bookworm's is too old,
 # so scxcheck fetches Debian trixie's into its cache (see README).
 BUILD_DEB_PKGS := make gcc flex bison bc perl gzip binutils libelf-dev libssl-dev
-# What make test-slow needs on top: a browser for the run report.
-TEST_DEB_PKGS := chromium
+# What make test-slow needs on top: a browser for the run report, lcov's
+# genhtml for the coverage report's lcov.info.
+TEST_DEB_PKGS := chromium lcov
 ARGS    ?=
 
 .PHONY: all build deps deps-build deps-test kernel run test test-slow vet bench clean generate check-generate
@@ -43,8 +44,9 @@ deps-build:
 	$(call install_missing,$(BUILD_DEB_PKGS))
 
 # deps-test installs what make test-slow needs besides: headless Chromium,
-# which renders the HTML run report (report TestSlowBrowser). make run
-# does not need it.
+# which renders the HTML run report (report TestSlowBrowser), and lcov,
+# whose genhtml renders a coverage run's lcov.info (cmd/scxcheck
+# TestSlowCoverage). make run does not need them.
 deps-test:
 	$(call install_missing,$(TEST_DEB_PKGS))
 
@@ -103,10 +105,12 @@ test: deps build vet check-generate
 
 # test-slow: end-to-end work too slow for every CI run, among it building
 # Debian's kernel source with scxcheck's config and booting it
-# (cmd/scxcheck TestSlowKernelBuild; tens of minutes on 2 cores), and
-# rendering the run report in headless Chromium.
+# (cmd/scxcheck TestSlowKernelBuild; tens of minutes on 2 cores), building
+# its coverage kernel and checking which specs executed which lines
+# (TestSlowCoverage; as long again the first time), and rendering the run
+# report in headless Chromium.
 test-slow: deps deps-build deps-test build
-	SCXCHECK_SLOW=1 $(GO) test -count=1 -v -timeout 80m ./...
+	SCXCHECK_SLOW=1 $(GO) test -count=1 -v -timeout 180m ./...
 
 bench: build
 	$(BIN) bench boot

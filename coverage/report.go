@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -301,7 +302,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if g.end != g.start {
 				where += fmt.Sprintf("-%d", g.end)
 			}
-			ew.printf("  %s (%d lines): %s\n", where, g.lines, strings.Join(g.runs, ", "))
+			ew.printf("  %s (%d lines): %s\n", where, g.lines, r.describeRuns(g.runs))
 		}
 	}
 
@@ -345,6 +346,37 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	return ew.err
+}
+
+// maxListed is how many runs the text report names for a group of lines,
+// or names as those that did not execute it; more are counted, and listed
+// in changed-lines.json.
+const maxListed = 6
+
+// describeRuns says which runs executed a group of lines: their names when
+// a few did; when most did, how many and, one a line, those that did not.
+func (r *Report) describeRuns(runs []string) string {
+	if len(runs) <= maxListed {
+		return strings.Join(runs, ", ")
+	}
+	s := fmt.Sprintf("%d of %d runs", len(runs), len(r.Runs))
+	var not []string
+	for _, name := range r.Runs {
+		if !slices.Contains(runs, name) {
+			not = append(not, name)
+		}
+	}
+	switch {
+	case len(not) == 0:
+		return s + ", all"
+	case len(not) > maxListed:
+		return s + " (named in changed-lines.json)"
+	}
+	s += "; all but:"
+	for _, name := range not {
+		s += "\n      - " + name
+	}
+	return s
 }
 
 // String returns "file:start-end".
