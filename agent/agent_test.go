@@ -96,18 +96,38 @@ func TestRunServesTheHost(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(Config{}, sys) }()
 
-	ev := bufio.NewScanner(events)
-	if !ev.Scan() {
-		t.Fatal("no event from the agent")
-	}
-	var ready proto.Event
-	if err := json.Unmarshal(ev.Bytes(), &ready); err != nil || ready.Kind != proto.EventReady || !strings.HasPrefix(ready.Line, Version) {
-		t.Fatalf("first event %q (%v), want the ready event", ev.Text(), err)
-	}
+	// The ready event comes once the ports are open; the log readers,
+	// started just before it, may report first that the fake guest has no
+	// /dev/kmsg or trace_pipe.
+	lines, readyFound := make(chan []byte), make(chan struct{})
 	go func() {
-		for ev.Scan() { // keep the events port drained
+		ev := bufio.NewScanner(events)
+		for ev.Scan() { // and after the ready event keep the port drained
+			select {
+			case lines <- append([]byte(nil), ev.Bytes()...):
+			case <-readyFound:
+			}
 		}
 	}()
+	for waitReady := time.After(10 * time.Second); ; {
+		var line []byte
+		select {
+		case line = <-lines:
+		case <-waitReady:
+			t.Fatal("no ready event from the agent within 10 s")
+		}
+		var e proto.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		if e.Kind == proto.EventReady {
+			if !strings.HasPrefix(e.Line, Version) {
+				t.Fatalf("ready event %q, want it to start with the agent's version %q", e.Line, Version)
+			}
+			close(readyFound)
+			break
+		}
+	}
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a"), nil, 0o644)
