@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"rsc.io/script"
 	"rsc.io/script/scripttest"
 
@@ -40,6 +41,7 @@ func TestScripts(t *testing.T) {
 	engine.Cmds["truncate"] = truncateCmd()
 	registerFaultScripts(t, engine)
 	engine.Conds["net"] = script.BoolCondition("the Debian mirror can be reached (SCXCHECK_OFFLINE unset)", os.Getenv("SCXCHECK_OFFLINE") == "")
+	engine.Conds["kvmdev"] = script.BoolCondition("the host has a /dev/kvm it may open for writing (the KVM probe starts QEMU only then)", unix.Access("/dev/kvm", unix.W_OK) == nil)
 
 	env := append(os.Environ(), "SCXCHECK_TEST_MAIN=1")
 	scripttest.Test(t, t.Context(), engine, env, "testdata/*.txt")
