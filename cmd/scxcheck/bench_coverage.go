@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/onsi/ginkgo/v2/types"
-
 	"github.com/scxcheck/scxcheck/internal/runner"
 	"github.com/scxcheck/scxcheck/kernel/build"
 )
@@ -132,8 +130,7 @@ machine slows runs unevenly. See docs/coverage.md.`, stdout)
 		if b, err := os.ReadFile(filepath.Join(sdir, "result.json")); err == nil {
 			_ = json.Unmarshal(b, &s.result)
 		}
-		s.specs, _ = runner.ReadReport(filepath.Join(sdir, "report.json"))
-		s.suite = suiteTime(filepath.Join(sdir, "report.json"))
+		s.specs, s.suite, _ = runner.ReadReportWithTime(filepath.Join(sdir, "report.json"))
 		if ctx.Err() != nil {
 			return infraError(ctx.Err())
 		}
@@ -142,24 +139,6 @@ machine slows runs unevenly. See docs/coverage.md.`, stdout)
 		}
 	}
 	return benchCoverageReport(stdout, opts, procs, labelFilter, sides[0], sides[1], loadAverage())
-}
-
-// suiteTime returns the suite's run time from a Ginkgo JSON report (the
-// sum over its suites), 0 when it cannot be read.
-func suiteTime(path string) time.Duration {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	var reports []types.Report
-	if json.Unmarshal(b, &reports) != nil {
-		return 0
-	}
-	var d time.Duration
-	for _, r := range reports {
-		d += r.RunTime
-	}
-	return d
 }
 
 // benchCoverageReport prints the coverage benchmark's table and returns

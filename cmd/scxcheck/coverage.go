@@ -162,16 +162,7 @@ func (c *coverageFlags) changes(ctx context.Context, kc *build.Coverage, sources
 		}
 		return out, nil
 	}
-	user, err := applied(false)
-	if err != nil {
-		return nil, "", infraError(err)
-	}
-	test, err := applied(true)
-	if err != nil {
-		return nil, "", infraError(err)
-	}
-	switch {
-	case len(c.changed) > 0:
+	if len(c.changed) > 0 {
 		ps, err := diff.ReadPaths(c.changed...)
 		if err != nil {
 			return nil, "", badInput(fmt.Errorf("--changed-lines: %w", err))
@@ -181,6 +172,16 @@ func (c *coverageFlags) changes(ctx context.Context, kc *build.Coverage, sources
 			return nil, "", badInput(fmt.Errorf("--changed-lines: %w", err))
 		}
 		return ch, strings.Join(c.changed, ", ") + " (located in the kernel's sources)", nil
+	}
+	user, err := applied(false)
+	if err != nil {
+		return nil, "", infraError(err)
+	}
+	test, err := applied(true)
+	if err != nil {
+		return nil, "", infraError(err)
+	}
+	switch {
 	case c.base != "":
 		ch, err := coverage.FromGit(ctx, kc.Tree, c.base, "")
 		if err != nil {

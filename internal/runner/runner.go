@@ -154,16 +154,25 @@ func orDiscard(w io.Writer) io.Writer {
 // ReadReport reads a Ginkgo JSON report and returns the outcome of every
 // spec that was selected to run.
 func ReadReport(path string) ([]SpecResult, error) {
+	specs, _, err := ReadReportWithTime(path)
+	return specs, err
+}
+
+// ReadReportWithTime is ReadReport that also returns the suites' run time
+// (the sum over the report's suites).
+func ReadReportWithTime(path string) ([]SpecResult, time.Duration, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var reports []types.Report
 	if err := json.Unmarshal(b, &reports); err != nil {
-		return nil, fmt.Errorf("parse Ginkgo JSON report %s: %w", path, err)
+		return nil, 0, fmt.Errorf("parse Ginkgo JSON report %s: %w", path, err)
 	}
 	var out []SpecResult
+	var runTime time.Duration
 	for _, rep := range reports {
+		runTime += rep.RunTime
 		for _, s := range rep.SpecReports {
 			if s.LeafNodeType != types.NodeTypeIt {
 				continue
@@ -182,5 +191,5 @@ func ReadReport(path string) ([]SpecResult, error) {
 			out = append(out, res)
 		}
 	}
-	return out, nil
+	return out, runTime, nil
 }
