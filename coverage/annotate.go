@@ -7,9 +7,45 @@ import (
 	"strings"
 )
 
-// annotateContext is how many lines around the changed lines the annotated
+// AnnotateContext is how many lines around the changed lines an annotated
 // page shows.
-const annotateContext = 4
+const AnnotateContext = 4
+
+// PageStyle is the style sheet the annotated pages share (this package's
+// and package mutate's): a table of numbered source lines, td.n the line
+// number, td.c a count, td.m a mark, td.s the source text, td.r a note,
+// and a tr.gap row between sections.
+const PageStyle template.CSS = `body { font-family: sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; font-family: monospace; font-size: 13px; }
+td { padding: 0 .5em; white-space: pre; vertical-align: top; tab-size: 8; }
+td.n, td.c { text-align: right; color: #666; }
+td.m { font-weight: bold; }
+td.r { color: #555; font-family: sans-serif; white-space: normal; max-width: 30em; }
+tr.gap td { color: #999; text-align: center; }`
+
+// Sections returns the line numbers an annotated page shows of a file of
+// n lines: each changed line (in order) with context lines on either
+// side, lines that overlap or touch in one section, sections in order.
+func Sections(changed []int, n, context int) [][]int {
+	var out [][]int
+	var section []int
+	last := -1
+	for _, l := range changed {
+		lo, hi := max(1, l-context), min(n, l+context)
+		if last >= 0 && lo > last+1 && section != nil {
+			out = append(out, section)
+			section = nil
+		}
+		for k := max(lo, last+1); k <= hi; k++ {
+			section = append(section, k)
+		}
+		last = max(last, hi)
+	}
+	if section != nil {
+		out = append(out, section)
+	}
+	return out
+}
 
 // annotatedLine is one line of the annotated page.
 type annotatedLine struct {
@@ -32,21 +68,18 @@ type annotatedPage struct {
 	HasRuns                       bool
 }
 
-var annotatedTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// styleFunc gives a page template PageStyle as {{style}}.
+var styleFunc = template.FuncMap{"style": func() template.CSS { return PageStyle }}
+
+var annotatedTemplate = template.Must(template.New("page").Funcs(styleFunc).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Path}}: changed-line coverage</title>
 <style>
-body { font-family: sans-serif; margin: 1.5em; }
-table { border-collapse: collapse; font-family: monospace; font-size: 13px; }
-td { padding: 0 .5em; white-space: pre; vertical-align: top; tab-size: 8; }
-td.n, td.c { text-align: right; color: #666; }
+{{style}}
 tr.hit td.s { background: #d6f5d6; }
 tr.miss td.s { background: #f8d0d0; }
 tr.changed td.s { background: #eeeeee; }
-td.m { font-weight: bold; }
 tr.hit td.m { color: #1a7f1a; }
 tr.miss td.m { color: #b00000; }
-td.r { color: #555; font-family: sans-serif; white-space: normal; max-width: 30em; }
-tr.gap td { color: #999; text-align: center; }
 </style></head><body>
 <h1>{{.Path}}</h1>
 <p>{{.Summary}}</p>
@@ -75,43 +108,42 @@ func (r *Report) WriteAnnotated(w io.Writer, file string) error {
 		page.Summary = fmt.Sprintf("%d changed lines, %d executable, %d executed.", len(f.Lines), f.Executable, f.Executed)
 	}
 	changed := map[int]LineReport{}
-	for _, l := range f.Lines {
+	nums := make([]int, len(f.Lines))
+	for i, l := range f.Lines {
 		changed[l.Line] = l
+		nums[i] = l.Line
 	}
-	var section []annotatedLine
-	last := -1
-	for _, l := range f.Lines {
-		lo, hi := max(1, l.Line-annotateContext), min(len(f.source), l.Line+annotateContext)
-		if last >= 0 && lo > last+1 {
-			page.Sections = append(page.Sections, section)
-			section = nil
+	for _, lines := range Sections(nums, len(f.source), AnnotateContext) {
+		section := make([]annotatedLine, len(lines))
+		for i, n := range lines {
+			section[i] = f.annotatedLine(n, changed, &page)
 		}
-		for n := max(lo, last+1); n <= hi; n++ {
-			al := annotatedLine{Line: n, Text: f.text(n)}
-			if c, ok := f.count(n); ok {
-				al.Count = fmt.Sprint(c)
-			}
-			if cl, ok := changed[n]; ok {
-				switch {
-				case !cl.Executable:
-					al.Class, al.Mark = "changed", "~"
-				case cl.Count > 0:
-					al.Class, al.Mark = "hit", "+"
-					al.Runs = strings.Join(cl.Runs, ", ")
-					page.HasRuns = page.HasRuns || len(cl.Runs) > 0
-				default:
-					al.Class, al.Mark = "miss", "!"
-				}
-			}
-			section = append(section, al)
-		}
-		last = max(last, hi)
-	}
-	if section != nil {
 		page.Sections = append(page.Sections, section)
 	}
 	if err := annotatedTemplate.Execute(w, &page); err != nil {
 		return fmt.Errorf("annotate %s: %w", file, err)
 	}
 	return nil
+}
+
+// annotatedLine returns line n of the page: its text and count, and for a
+// changed line its look, mark and runs.
+func (f *FileReport) annotatedLine(n int, changed map[int]LineReport, page *annotatedPage) annotatedLine {
+	al := annotatedLine{Line: n, Text: f.text(n)}
+	if c, ok := f.count(n); ok {
+		al.Count = fmt.Sprint(c)
+	}
+	cl, ok := changed[n]
+	switch {
+	case !ok:
+	case !cl.Executable:
+		al.Class, al.Mark = "changed", "~"
+	case cl.Count > 0:
+		al.Class, al.Mark = "hit", "+"
+		al.Runs = strings.Join(cl.Runs, ", ")
+		page.HasRuns = page.HasRuns || len(cl.Runs) > 0
+	default:
+		al.Class, al.Mark = "miss", "!"
+	}
+	return al
 }

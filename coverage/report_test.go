@@ -276,3 +276,25 @@ func TestReportFuzzy(t *testing.T) {
 		}
 	}
 }
+
+func TestSections(t *testing.T) {
+	for _, c := range []struct {
+		changed    []int
+		n, context int
+		want       [][]int
+	}{
+		{[]int{5}, 20, 2, [][]int{{3, 4, 5, 6, 7}}},
+		// Near the start and the end of the file.
+		{[]int{1, 20}, 20, 2, [][]int{{1, 2, 3}, {18, 19, 20}}},
+		// Contexts that touch are one section.
+		{[]int{3, 8}, 20, 2, [][]int{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}},
+		{[]int{3, 9}, 20, 2, [][]int{{1, 2, 3, 4, 5}, {7, 8, 9, 10, 11}}},
+		// No context; a line past the end of the file shows nothing.
+		{[]int{2, 3, 30}, 20, 0, [][]int{{2, 3}}},
+		{nil, 20, 2, nil},
+	} {
+		if got := coverage.Sections(c.changed, c.n, c.context); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Sections(%v, %d, %d) = %v, want %v", c.changed, c.n, c.context, got, c.want)
+		}
+	}
+}
