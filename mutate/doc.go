@@ -15,5 +15,7 @@
 // infrastructure failed) or stillborn (it did not compile). Report is the
 // outcome: the mutation score, every survivor with its diff and the specs
 // that ran on it, every kill with the spec and failure class that caught
-// it.
+// it, as text, JSON, and HTML pages (WritePages): per changed file, the
+// annotated view of a coverage report with each line's mutants, their
+// outcomes and diffs.
 package mutate

@@ -48,8 +48,9 @@ is a review finding: nothing checks that this line is right.
 
 The state directory (--out) keeps every result: run the same command again to
 resume an interrupted run. --budget stops cleanly with a partial report.
-report.txt and report.json are written into it; the text report also goes to
-stdout. Score = killed / (killed + survived). See docs/mutate.md.
+report.txt, report.json and HTML pages (index.html, and files/<path>.html per
+file: its changed lines in context with each mutant's outcome and diff) are
+written into it; the text report also goes to stdout. Score = killed / (killed + survived). See docs/mutate.md.
 
 Exit codes: 0 the score is at least --min-score (or no --min-score; after --budget
 stopped it, the partial score), 1 below it, 2 bad flags or input, 3 not scored, or
@@ -245,6 +246,9 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rep, runErr := mutate.Run(ctx, mutate.Config{StateDir: state, Runs: o.runs, Budget: o.budget, Started: began, Log: stderr}, sel, b, t)
 	if rep == nil {
 		return infraError(runErr)
+	}
+	if _, err := rep.WritePages(state, sources, lines); err != nil {
+		fmt.Fprintf(stderr, "scxcheck mutate: %v\n", err)
 	}
 	var text strings.Builder
 	rep.WriteText(&text)
