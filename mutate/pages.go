@@ -78,7 +78,12 @@ type indexPage struct {
 	Summary string
 	Files   []fileCounts
 	Total   fileCounts
+	// Survivors link to the survived mutants on their pages.
+	Survivors []survivorLink
 }
+
+// survivorLink is a survivor on the index page.
+type survivorLink struct{ ID, Description, Href string }
 
 // pageHead is the start of every page: its title and style.
 const pageHead = `<!DOCTYPE html>
@@ -132,15 +137,18 @@ var indexPageTemplate = template.Must(template.New("index").Funcs(pageFuncs).Par
 {{range .Files}}<tr><td class="f"><a href="{{.Href}}">{{.Path}}</a></td><td>{{.Killed}}</td><td>{{.Survived}}</td><td>{{.Unknown}}</td><td>{{.Stillborn}}</td><td>{{.NotRun}}</td><td>{{.Lines}}</td><td>{{.Score}}</td></tr>
 {{end}}{{with .Total}}<tr><td class="f"><b>all</b></td><td>{{.Killed}}</td><td>{{.Survived}}</td><td>{{.Unknown}}</td><td>{{.Stillborn}}</td><td>{{.NotRun}}</td><td>{{.Lines}}</td><td>{{.Score}}</td></tr>
 {{end}}</table>
-<p>Score = killed / (killed + survived); unknown, stillborn and not run mutants are not counted. Lines not executed are changed executable lines no spec executes: no spec can kill a mutant there.</p>
+{{if .Survivors}}<h2>Survived</h2>
+<ul>{{range .Survivors}}<li><a href="{{.Href}}">{{.ID}}</a> {{.Description}}</li>
+{{end}}</ul>
+{{end}}<p>Score = killed / (killed + survived); unknown, stillborn and not run mutants are not counted. Lines not executed are changed executable lines no spec executes: no spec can kill a mutant there.</p>
 </body></html>
 `))
 
 // WritePages writes the report as self-contained HTML pages into dir (the
-// state directory): PagesIndex, the files with their counts and scores,
-// and for each file with mutants or lines the selection left without one
-// a page at coverage.AnnotatedPath(file), the annotated view of a
-// coverage report: the changed lines with a few lines around, each with a
+// state directory): PagesIndex, the files with their counts and scores
+// and links to the survivors, and for each file with mutants or lines the
+// selection left without one a page at coverage.AnnotatedPath(file), the
+// annotated view of a coverage report: the changed lines with a few lines around, each with a
 // mark per mutant, and under it its mutants, their outcomes (killed by
 // which spec and class, survived with the specs that ran, unknown or
 // stillborn with why) and their diffs; a line no spec executes says so.
@@ -169,6 +177,10 @@ func (r *Report) WritePages(dir string, src fs.FS, changed []Line) ([]string, er
 		index.Total.add(v.counts)
 	}
 	index.Total.Score = score(index.Total.Killed, index.Total.Survived)
+	for _, res := range r.byStatus(Survived) {
+		m := res.Mutant
+		index.Survivors = append(index.Survivors, survivorLink{ID: m.ID, Description: m.Description, Href: coverage.AnnotatedPath(m.File) + "#" + m.ID})
+	}
 	if err := writePage(dir, PagesIndex, indexPageTemplate, index); err != nil {
 		return written, err
 	}

@@ -257,6 +257,9 @@ func TestPagesIndex(t *testing.T) {
 	if got := cells(a.Parent.Parent); !reflect.DeepEqual(got, want) {
 		t.Errorf("index row %q, want %q", got, want)
 	}
+	if a := node(doc, "href", "files/"+distantFile+".html#"+distantFile+":37:swap-relational"); a == nil || text(a) != distantFile+":37:swap-relational" {
+		t.Error("the index does not link to the survivor")
+	}
 	if !strings.Contains(text(doc), rep.Summary()) {
 		t.Errorf("the index lacks the summary %q", rep.Summary())
 	}
