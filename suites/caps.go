@@ -113,9 +113,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 
 	Context("when the parent grants every capability on every CPU", func() {
 		It("records the grant in sysfs and tells the child with sub_caps_updated, then sub_ecaps_updated on each CPU", func(ctx SpecContext) {
-			root := loadRoot(ctx, "root", nil)
-			t1 := newCgroup(ctx, "t1")
-			child := loadSub(ctx, "child", "child", t1, nil)
+			root, t1, child := loadRootAndChild(ctx, "child", nil)
 			n := guest().Hello.CPUs
 			Expect(capsOf(ctx, schedDir())).To(Equal(allCaps(cidList(n))), "the root holds every capability")
 			Expect(capsOf(ctx, schedDir(t1.ID))).To(Equal(allCaps(cidList(n))))
@@ -190,9 +188,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 
 	Context("when the parent revokes a running child's capabilities", func() {
 		It("empties the child's caps, tells it on every CPU and stops dispatching it", func(ctx SpecContext) {
-			root := loadRoot(ctx, "root", nil)
-			t1 := newCgroup(ctx, "t1")
-			child := loadSub(ctx, "child", "child", t1, nil)
+			root, t1, child := loadRootAndChild(ctx, "child", nil)
 			n := guest().Hello.CPUs
 			start(ctx, t1, proto.WorkSleep, 2, 4*workTime)
 			Eventually(ctx, child.Counter("nr_moved"), settle).Should(BeNumerically(">", 0))
@@ -214,19 +210,16 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 		})
 
 		It("revokes from the child's whole subtree", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			root := loadRoot(ctx, "root", nil)
-			loadSub(ctx, "parent", "mid", a, nil)
-			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			hier := loadThreeLevels(ctx)
 			n := guest().Hello.CPUs
-			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
+			Expect(capsOf(ctx, schedDir(hier.a.ID, hier.b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
 
-			capsCmd(ctx, root, proto.CmdRevoke, a.ID, capEnq|capPreempt|capPerf, nil, false)
-			Expect(capsOf(ctx, schedDir(a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}))
-			Expect(capsOf(ctx, schedDir(a.ID, b.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}),
+			capsCmd(ctx, hier.root, proto.CmdRevoke, hier.a.ID, capEnq|capPreempt|capPerf, nil, false)
+			Expect(capsOf(ctx, schedDir(hier.a.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}))
+			Expect(capsOf(ctx, schedDir(hier.a.ID, hier.b.ID))).To(Equal(map[string]string{"enq_immed": cidList(n), "enq": "", "preempt": "", "perf": ""}),
 				"the grandchild kept caps its parent lost")
-			Eventually(ctx, leaf.Counter("caps_updated_caps"), settle).Should(BeNumerically("==", capEnq|capPreempt|capPerf))
-			stillRunning(ctx, root)
+			Eventually(ctx, hier.leaf.Counter("caps_updated_caps"), settle).Should(BeNumerically("==", capEnq|capPreempt|capPerf))
+			stillRunning(ctx, hier.root)
 		})
 	})
 
@@ -259,35 +252,29 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 
 	Context("when a parent grants to a sub-scheduler that is not its direct child", func() {
 		It("exits the parent with SCX_EXIT_ERROR: not a direct child", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			root := loadRoot(ctx, "root", nil)
-			mid := loadSub(ctx, "parent", "mid", a, nil)
-			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			hier := loadThreeLevels(ctx)
 
-			_, _ = root.Command(ctx, proto.CmdGrant, b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
-			exitsWith(ctx, root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", b.ID))
-			exitsWith(ctx, mid, "SCX_EXIT_PARENT")
-			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
-			Eventually(guest().KernelLog, settle).Should(HaveLogged(fmt.Sprintf("root: /: sub-%d is not a direct child", b.ID)))
+			_, _ = hier.root.Command(ctx, proto.CmdGrant, hier.b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
+			exitsWith(ctx, hier.root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", hier.b.ID))
+			exitsWith(ctx, hier.mid, "SCX_EXIT_PARENT")
+			exitsWith(ctx, hier.leaf, "SCX_EXIT_PARENT")
+			Eventually(guest().KernelLog, settle).Should(HaveLogged(fmt.Sprintf("root: /: sub-%d is not a direct child", hier.b.ID)))
 			onFairClass(ctx)
 		})
 	})
 
 	Context("when a parent kills its child", func() {
 		It("exits the child with SCX_EXIT_PARENT_KILL and the parent's message, and the child's children with SCX_EXIT_PARENT", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			root := loadRoot(ctx, "root", nil)
-			mid := loadSub(ctx, "parent", "mid", a, nil)
-			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			hier := loadThreeLevels(ctx)
 
-			res := capsCmd(ctx, root, proto.CmdKill, a.ID, 0, nil, false)
+			res := capsCmd(ctx, hier.root, proto.CmdKill, hier.a.ID, 0, nil, false)
 			Expect(res.Ret).To(BeZero())
-			exitsWith(ctx, mid, "SCX_EXIT_PARENT_KILL", fmt.Sprintf("killed by scxcheck parent cgroup %d", a.ID))
-			Expect(mid.Exit(ctx)).To(HaveField("Reason", "killed by parent scheduler"))
-			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
+			exitsWith(ctx, hier.mid, "SCX_EXIT_PARENT_KILL", fmt.Sprintf("killed by scxcheck parent cgroup %d", hier.a.ID))
+			Expect(hier.mid.Exit(ctx)).To(HaveField("Reason", "killed by parent scheduler"))
+			exitsWith(ctx, hier.leaf, "SCX_EXIT_PARENT")
 			Eventually(guest().KernelLog, settle).Should(HaveLogged(`BPF sub-scheduler "mid" disabled (killed by parent scheduler)`))
-			sysfsGone(ctx, schedDir(a.ID))
-			stillRunning(ctx, root)
+			sysfsGone(ctx, schedDir(hier.a.ID))
+			stillRunning(ctx, hier.root)
 		})
 
 		It("returns -ENODEV for a cgroup without a sub-scheduler and kills nothing", func(ctx SpecContext) {

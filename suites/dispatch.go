@@ -10,13 +10,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	. "github.com/scxcheck/scxcheck/matchers"
-	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-var _ = Describe("scx_bpf_sub_dispatch", Label("dispatch"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("scx_bpf_sub_dispatch", "dispatch", func() {
 	Context("when a parent scheduler loads as root", func() {
 		It("enables sched_ext with a sub-scheduler directory", func(ctx SpecContext) {
 			loadRoot(ctx, "parent", nil)

@@ -8,7 +8,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	. "github.com/scxcheck/scxcheck/matchers"
-	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
 
@@ -44,9 +43,7 @@ func buildHierarchy(ctx context.Context, rootExtra func(a, b Cgroup) uint64) hie
 	return h
 }
 
-var _ = Describe("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct child", Label("distant"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("scx_bpf_sub_dispatch of a sub-scheduler that is not a direct child", "distant", func() {
 	Context("when the root dispatches its grandchild", func() {
 		It("exits the caller with SCX_EXIT_ERROR and takes its descendants down with SCX_EXIT_PARENT", func(ctx SpecContext) {
 			h := buildHierarchy(ctx, func(_, b Cgroup) uint64 { return b.ID })

@@ -12,26 +12,20 @@ import (
 
 	. "github.com/scxcheck/scxcheck/matchers"
 	"github.com/scxcheck/scxcheck/outcome"
-	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("a sub-scheduler's life cycle", "lifecycle", func() {
 	Context("when a child attaches", func() {
 		It("runs the child's ops.init before the parent's ops.sub_attach, which names the child's cgroup and path", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			loadRoot(ctx, "root", nil)
-			loadSub(ctx, "parent", "mid", a, nil)
-			loadSub(ctx, "child", "leaf", b, nil)
+			hier := loadThreeLevels(ctx)
 			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_attach",
-				WithField("cgid", a.ID), WithField("path", a.Rel), WithField("child", "mid"), WithField("ret", 0)))
+				WithField("cgid", hier.a.ID), WithField("path", hier.a.Rel), WithField("child", "mid"), WithField("ret", 0)))
 			Eventually(guest().Trace, settle).Should(HaveTraced("mid", "sub_attach",
-				WithField("cgid", b.ID), WithField("path", b.Rel), WithField("child", "leaf"), WithField("ret", 0)))
-			Expect(guest().Trace()).NotTo(HaveTraced("root", "sub_attach", WithField("cgid", b.ID)), "the root was asked to attach its grandchild")
-			Expect(traceTime("mid", "init", 0)).To(BeNumerically("<=", traceTime("root", "sub_attach", a.ID)))
-			Expect(traceTime("leaf", "init", 0)).To(BeNumerically("<=", traceTime("mid", "sub_attach", b.ID)))
+				WithField("cgid", hier.b.ID), WithField("path", hier.b.Rel), WithField("child", "leaf"), WithField("ret", 0)))
+			Expect(guest().Trace()).NotTo(HaveTraced("root", "sub_attach", WithField("cgid", hier.b.ID)), "the root was asked to attach its grandchild")
+			Expect(traceTime("mid", "init", 0)).To(BeNumerically("<=", traceTime("root", "sub_attach", hier.a.ID)))
+			Expect(traceTime("leaf", "init", 0)).To(BeNumerically("<=", traceTime("mid", "sub_attach", hier.b.ID)))
 		})
 	})
 
@@ -61,9 +55,7 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 			{"closing its parent's link", func(ctx context.Context, root, _ *Sched, _ Cgroup) { Expect(root.Detach(ctx)).To(Succeed()) }, "SCX_EXIT_PARENT"},
 		} {
 			It(fmt.Sprintf("removes its sysfs directory and runs sub_detach after %s", tc.how), func(ctx SpecContext) {
-				root := loadRoot(ctx, "root", nil)
-				t1 := newCgroup(ctx, "t1")
-				child := loadSub(ctx, "child", "child", t1, nil)
+				root, t1, child := loadRootAndChild(ctx, "child", nil)
 				tc.exit(ctx, root, child, t1)
 				exitsWith(ctx, child, tc.kind)
 				Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", t1.ID), WithField("path", t1.Rel)))
@@ -72,9 +64,7 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 		}
 
 		It("exits with SCX_EXIT_UNREG_BPF when it calls scx_bpf_exit, and its parent keeps running", func(ctx SpecContext) {
-			root := loadRoot(ctx, "root", nil)
-			t1 := newCgroup(ctx, "t1")
-			child := loadSub(ctx, "child", "quitter", t1, map[string]uint64{"exit_after": 5})
+			root, t1, child := loadRootAndChild(ctx, "quitter", map[string]uint64{"exit_after": 5})
 			start(ctx, t1, proto.WorkSleep, 1, longWork)
 			exitsWith(ctx, child, "SCX_EXIT_UNREG_BPF", "scxcheck: exit after 5 dispatches")
 			Expect(child.Exit(ctx)).To(And(HaveField("Reason", "unregistered from BPF"), HaveField("ExitCode", BeNumerically("==", 5))))
@@ -85,9 +75,7 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 		})
 
 		It("exits with SCX_EXIT_ERROR_BPF when it calls scx_bpf_error, and its parent keeps running", func(ctx SpecContext) {
-			root := loadRoot(ctx, "root", nil)
-			t1 := newCgroup(ctx, "t1")
-			child := loadSub(ctx, "child", "failer", t1, map[string]uint64{"error_after": 5})
+			root, t1, child := loadRootAndChild(ctx, "failer", map[string]uint64{"error_after": 5})
 			start(ctx, t1, proto.WorkSleep, 1, longWork)
 			exitsWith(ctx, child, "SCX_EXIT_ERROR_BPF", "scxcheck: error after 5 dispatches")
 			Expect(child.Exit(ctx)).To(HaveField("Reason", "scx_bpf_error"))
@@ -102,31 +90,26 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 
 	Context("when a middle-level scheduler fails while its parent lives", func() {
 		It("takes its children down with SCX_EXIT_PARENT and gives their tasks to the grandparent", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			root := loadRoot(ctx, "root", nil)
-			mid := loadSub(ctx, "parent", "mid", a, nil)
-			leaf := loadSub(ctx, "child", "leaf", b, nil)
-			w := start(ctx, b, proto.WorkSleep, 2, longWork)
+			hier := loadThreeLevels(ctx)
+			w := start(ctx, hier.b, proto.WorkSleep, 2, longWork)
 			ownedBy(ctx, w, "leaf")
 
-			_, _ = mid.Command(ctx, proto.CmdError, 0, 0, nil, false) // mid is gone before it can answer
-			exitsWith(ctx, mid, "SCX_EXIT_ERROR_BPF", HavePrefix("scxcheck: error on command after "))
-			exitsWith(ctx, leaf, "SCX_EXIT_PARENT")
-			Expect(leaf.Exit(ctx)).To(HaveField("Reason", "parent exiting"))
-			detachedFrom(ctx, root, a)
-			sysfsGone(ctx, schedDir(a.ID, b.ID))
-			sysfsGone(ctx, schedDir(a.ID))
+			_, _ = hier.mid.Command(ctx, proto.CmdError, 0, 0, nil, false) // mid is gone before it can answer
+			exitsWith(ctx, hier.mid, "SCX_EXIT_ERROR_BPF", HavePrefix("scxcheck: error on command after "))
+			exitsWith(ctx, hier.leaf, "SCX_EXIT_PARENT")
+			Expect(hier.leaf.Exit(ctx)).To(HaveField("Reason", "parent exiting"))
+			detachedFrom(ctx, hier.root, hier.a)
+			sysfsGone(ctx, schedDir(hier.a.ID, hier.b.ID))
+			sysfsGone(ctx, schedDir(hier.a.ID))
 			ownedBy(ctx, w, "root")
 			keepsRunning(ctx, w)
-			stillRunning(ctx, root)
+			stillRunning(ctx, hier.root)
 		})
 	})
 
 	Context("when a child detaches", func() {
 		It("lets a new child attach to the same cgroup and run its tasks", func(ctx SpecContext) {
-			root := loadRoot(ctx, "root", nil)
-			t1 := newCgroup(ctx, "t1")
-			first := loadSub(ctx, "child", "first", t1, nil)
+			root, t1, first := loadRootAndChild(ctx, "first", nil)
 			Expect(first.Detach(ctx)).To(Succeed())
 			exitsWith(ctx, first, "SCX_EXIT_UNREG")
 			sysfsGone(ctx, schedDir(t1.ID))
@@ -173,15 +156,12 @@ var _ = Describe("a sub-scheduler's life cycle", Label("lifecycle"), func() {
 
 	Context("when sysrq-D asks for a dump", func() {
 		It("dumps every scheduler of the hierarchy, named by level, cgroup id and path", func(ctx SpecContext) {
-			a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-			root := loadRoot(ctx, "root", nil)
-			mid := loadSub(ctx, "parent", "mid", a, nil)
-			leaf := loadSub(ctx, "child", "leaf", b, nil)
+			hier := loadThreeLevels(ctx)
 			Expect(guest().WriteString(ctx, "/proc/sysrq-trigger", "D")).To(Succeed())
 			Eventually(guest().Dump, settle).Should(HaveDumpHeader("root", "root"))
-			Eventually(guest().Dump, settle).Should(HaveDumpHeader("mid", fmt.Sprintf("sub1-%d %s", a.ID, a.Rel)))
-			Eventually(guest().Dump, settle).Should(HaveDumpHeader("leaf", fmt.Sprintf("sub2-%d %s", b.ID, b.Rel)))
-			for _, s := range []*Sched{root, mid, leaf} {
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("mid", fmt.Sprintf("sub1-%d %s", hier.a.ID, hier.a.Rel)))
+			Eventually(guest().Dump, settle).Should(HaveDumpHeader("leaf", fmt.Sprintf("sub2-%d %s", hier.b.ID, hier.b.Rel)))
+			for _, s := range []*Sched{hier.root, hier.mid, hier.leaf} {
 				stillRunning(ctx, s)
 			}
 		})

@@ -4,13 +4,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-var _ = Describe("sub-scheduler nesting", Label("nesting"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("sub-scheduler nesting", "nesting", func() {
 	It("refuses a fourth level below the root with max nesting depth and keeps the others", func(ctx SpecContext) {
 		l1, l2, l3, l4 := newCgroup(ctx, "l1"), newCgroup(ctx, "l1/l2"), newCgroup(ctx, "l1/l2/l3"), newCgroup(ctx, "l1/l2/l3/l4")
 		root := loadRoot(ctx, "root", nil)

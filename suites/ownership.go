@@ -8,9 +8,7 @@ import (
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-var _ = Describe("task ownership", Label("ownership"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("task ownership", "ownership", func() {
 	It("gives a task forked inside a sub-scheduler's cgroup to that sub-scheduler", func(ctx SpecContext) {
 		loadRoot(ctx, "root", nil)
 		t1 := newCgroup(ctx, "t1")
@@ -45,30 +43,31 @@ var _ = Describe("task ownership", Label("ownership"), func() {
 		// (kernel/sched/ext/sub.c scx_rehome_task); 7.2 leaves it with the
 		// scheduler that owned it. Both keep it running.
 		var t1, t2 Cgroup
-		var w *Workload
 		var rehomes bool
 
 		BeforeEach(func(ctx SpecContext) {
 			rehomes = probe.RequireGeneration(guest().Caps(), "7.3") == nil
-			loadRoot(ctx, "root", nil)
-			t1, t2 = newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
-			loadSub(ctx, "child", "child1", t1, nil)
-			loadSub(ctx, "child", "child2", t2, nil)
+			fam := loadTwoChildren(ctx, nil)
+			t1, t2 = fam.t1, fam.t2
 		})
 
-		owner := func(moved, stayed string) string {
-			if rehomes {
-				return moved
+		// movesAndKeepsRunning starts a worker in cgroup from, sees it owned
+		// by the scheduler from, moves it into cgroup to and sees it owned
+		// by the scheduler to (by from on a kernel that does not re-home)
+		// and still running.
+		movesAndKeepsRunning := func(ctx SpecContext, from Cgroup, fromSched string, to Cgroup, toSched string) {
+			w := start(ctx, from, proto.WorkSleep, 1, longWork)
+			ownedBy(ctx, w, fromSched)
+			moveTo(ctx, w.PIDs[0], to)
+			if !rehomes {
+				toSched = fromSched
 			}
-			return stayed
+			ownedBy(ctx, w, toSched)
+			keepsRunning(ctx, w)
 		}
 
 		It("moves a task from the root's cgroup into a child's", func(ctx SpecContext) {
-			w = start(ctx, Cgroup{}, proto.WorkSleep, 1, longWork)
-			ownedBy(ctx, w, "root")
-			moveTo(ctx, w.PIDs[0], t1)
-			ownedBy(ctx, w, owner("child1", "root"))
-			keepsRunning(ctx, w)
+			movesAndKeepsRunning(ctx, Cgroup{}, "root", t1, "child1")
 		})
 
 		// Out of a sub-scheduler's cgroup, a 7.2 kernel leaves the task with
@@ -78,20 +77,12 @@ var _ = Describe("task ownership", Label("ownership"), func() {
 		// the re-homing generation is tested.
 		It("moves a task from a child's cgroup into its sibling's", func(ctx SpecContext) {
 			requireGeneration("7.3")
-			w = start(ctx, t1, proto.WorkSleep, 1, longWork)
-			ownedBy(ctx, w, "child1")
-			moveTo(ctx, w.PIDs[0], t2)
-			ownedBy(ctx, w, owner("child2", "child1"))
-			keepsRunning(ctx, w)
+			movesAndKeepsRunning(ctx, t1, "child1", t2, "child2")
 		})
 
 		It("moves a task from a child's cgroup back to the root's", func(ctx SpecContext) {
 			requireGeneration("7.3")
-			w = start(ctx, t1, proto.WorkSleep, 1, longWork)
-			ownedBy(ctx, w, "child1")
-			moveTo(ctx, w.PIDs[0], Cgroup{})
-			ownedBy(ctx, w, owner("root", "child1"))
-			keepsRunning(ctx, w)
+			movesAndKeepsRunning(ctx, t1, "child1", Cgroup{}, "root")
 		})
 	})
 })

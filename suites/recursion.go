@@ -15,9 +15,7 @@ import (
 	"github.com/scxcheck/scxcheck/vm"
 )
 
-var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("the dispatch recursion guard", "recursion", func() {
 	Context("when every dispatch program has a private stack", func() {
 		// recursion_misses stays 0 without any guard too, so the spec proves
 		// the guard was armed: at the end it lets the root re-enter its own
@@ -25,18 +23,15 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 		// misses and the root exit.
 		It("sees no recursion in 5,000 sub-dispatches, with the recursion guard armed", func(ctx SpecContext) {
 			requireKernel(probe.RecursionPatch)
-			t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
-			root := loadRoot(ctx, "root", map[string]uint64{"extra_dispatch_cgid": 1})
-			c1 := loadSub(ctx, "child", "child1", t1, nil)
-			c2 := loadSub(ctx, "child", "child2", t2, nil)
-			for _, cg := range []Cgroup{{}, t1, t2} {
+			fam := loadTwoChildren(ctx, map[string]uint64{"extra_dispatch_cgid": 1})
+			for _, cg := range []Cgroup{{}, fam.t1, fam.t2} {
 				start(ctx, cg, proto.WorkSleep, 2, longWork)
 			}
 			Eventually(func() (uint64, error) {
-				c, err := root.Counters(ctx)
+				c, err := fam.root.Counters(ctx)
 				return c["nr_sub_true"] + c["nr_sub_false"], err
 			}, 2*workWait).Should(BeNumerically(">=", 5000), "sub-dispatches of the root")
-			for _, s := range []*Sched{root, c1, c2} {
+			for _, s := range []*Sched{fam.root, fam.c1, fam.c2} {
 				stats, err := s.ProgStats(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(stats).NotTo(BeEmpty(), "%s has no dispatch program", s.Name)
@@ -57,8 +52,8 @@ var _ = Describe("the dispatch recursion guard", Label("recursion"), func() {
 			By("re-entering the root's dispatch: the guard that kept recursion_misses at 0 fires")
 			Expect(guest().WriteString(ctx, recursionParam, "Y")).To(Succeed())
 			DeferCleanup(func(ctx SpecContext) { _ = guest().WriteString(ctx, recursionParam, "N") })
-			exitsWith(ctx, root, "SCX_EXIT_ERROR", "dispatch recursion detected")
-			Expect(totalRecursionMisses(ctx, root)).To(BeNumerically(">", 0))
+			exitsWith(ctx, fam.root, "SCX_EXIT_ERROR", "dispatch recursion detected")
+			Expect(totalRecursionMisses(ctx, fam.root)).To(BeNumerically(">", 0))
 		})
 	})
 

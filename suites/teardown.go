@@ -8,17 +8,12 @@ import (
 	. "github.com/onsi/gomega"
 
 	. "github.com/scxcheck/scxcheck/matchers"
-	"github.com/scxcheck/scxcheck/probe"
 	"github.com/scxcheck/scxcheck/proto"
 )
 
-var _ = Describe("sub-scheduler teardown", Label("teardown"), func() {
-	BeforeEach(func(ctx SpecContext) { requireKernel(probe.SubSchedItems...) })
-
+var _ = describeSubSched("sub-scheduler teardown", "teardown", func() {
 	It("exits a child with SCX_EXIT_UNREG_KERN when its cgroup is removed", func(ctx SpecContext) {
-		root := loadRoot(ctx, "root", nil)
-		t1 := newCgroup(ctx, "t1")
-		child := loadSub(ctx, "child", "child", t1, nil)
+		root, t1, child := loadRootAndChild(ctx, "child", nil)
 		finish(ctx, start(ctx, t1, proto.WorkSleep, 1, workTime/2))
 		Expect(guest().RemoveCgroup(ctx, t1)).To(Succeed())
 
@@ -30,14 +25,11 @@ var _ = Describe("sub-scheduler teardown", Label("teardown"), func() {
 	})
 
 	It("exits the root with SCX_EXIT_SYSRQ and every child with SCX_EXIT_PARENT on sysrq-S", func(ctx SpecContext) {
-		t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
-		root := loadRoot(ctx, "root", nil)
-		c1 := loadSub(ctx, "child", "child1", t1, nil)
-		c2 := loadSub(ctx, "child", "child2", t2, nil)
+		fam := loadTwoChildren(ctx, nil)
 		Expect(guest().WriteString(ctx, "/proc/sysrq-trigger", "S")).To(Succeed())
-		exitsWith(ctx, root, "SCX_EXIT_SYSRQ")
-		exitsWith(ctx, c1, "SCX_EXIT_PARENT")
-		exitsWith(ctx, c2, "SCX_EXIT_PARENT")
+		exitsWith(ctx, fam.root, "SCX_EXIT_SYSRQ")
+		exitsWith(ctx, fam.c1, "SCX_EXIT_PARENT")
+		exitsWith(ctx, fam.c2, "SCX_EXIT_PARENT")
 		onFairClass(ctx)
 	})
 
@@ -54,19 +46,16 @@ var _ = Describe("sub-scheduler teardown", Label("teardown"), func() {
 	})
 
 	It("takes the children down with SCX_EXIT_PARENT, sub_detach before exit, when the root's link closes", func(ctx SpecContext) {
-		t1, t2 := newCgroup(ctx, "t1"), newCgroup(ctx, "t2")
-		root := loadRoot(ctx, "root", nil)
-		c1 := loadSub(ctx, "child", "child1", t1, nil)
-		c2 := loadSub(ctx, "child", "child2", t2, nil)
-		Expect(root.Detach(ctx)).To(Succeed())
-		exitsWith(ctx, root, "SCX_EXIT_UNREG")
-		exitsWith(ctx, c1, "SCX_EXIT_PARENT")
-		exitsWith(ctx, c2, "SCX_EXIT_PARENT")
+		fam := loadTwoChildren(ctx, nil)
+		Expect(fam.root.Detach(ctx)).To(Succeed())
+		exitsWith(ctx, fam.root, "SCX_EXIT_UNREG")
+		exitsWith(ctx, fam.c1, "SCX_EXIT_PARENT")
+		exitsWith(ctx, fam.c2, "SCX_EXIT_PARENT")
 
 		for _, c := range []struct {
 			s  *Sched
 			cg Cgroup
-		}{{c1, t1}, {c2, t2}} {
+		}{{fam.c1, fam.t1}, {fam.c2, fam.t2}} {
 			Eventually(guest().Trace, settle).Should(HaveTraced(c.s.Name, "exit"))
 			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_detach", WithField("cgid", c.cg.ID)))
 			detach := firstEvent(guest().Trace(), "root", "sub_detach", c.cg.ID)
