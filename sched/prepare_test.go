@@ -212,7 +212,7 @@ func TestPrepareKnobs(t *testing.T) {
 
 func TestKnobsList(t *testing.T) {
 	want := map[string][]string{
-		"parent":     {"capacity", "error_after", "exit_after", "extra_dispatch_cgid", "grant_caps", "no_sub_dispatch", "small_stack", "trace_changes", "trace_first"},
+		"parent":     {"capacity", "error_after", "exit_after", "extra_dispatch_cgid", "grant_caps", "no_sub_dispatch", "own_if_empty", "small_stack", "trace_changes", "trace_first"},
 		"child":      {"enqueue_local", "error_after", "exit_after", "no_dispatch", "requeue", "rescue", "small_stack", "trace_first"},
 		"cpuform":    {"small_stack", "trace_first"},
 		"noarena":    {"small_stack", "trace_first"},
