@@ -44,7 +44,8 @@ is a review finding: nothing checks that this line is right.
    --runs times under the verdict rule: killed (a spec failed: assertion, exit,
    crash, hang, teardown...), survived (all passed), unknown (only infrastructure
    failed, or a spec was skipped or flaky), stillborn (did not compile; reported,
-   not counted).
+   not counted). With --runs 1 and --procs 1 a run stops at its first failing
+   spec (run --fail-fast): one failure kills the mutant.
 
 The state directory (--out) keeps every result: run the same command again to
 resume an interrupted run. --budget stops cleanly with a partial report.
@@ -243,6 +244,10 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	b := &mutantBuilder{opts: opts, patches: patches, dir: filepath.Join(state, "patches"), stderr: stderr}
 	t := &mutantTester{self: self, args: o.runArgs(), stderr: stderr}
+	if o.runs == 1 && o.procs == 1 {
+		// One failing spec kills the mutant: the rest need not run.
+		t.args = append(t.args, "--fail-fast")
+	}
 	rep, runErr := mutate.Run(ctx, mutate.Config{StateDir: state, Runs: o.runs, Budget: o.budget, Started: began, Log: stderr}, sel, b, t)
 	if rep == nil {
 		return infraError(runErr)

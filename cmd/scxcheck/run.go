@@ -34,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		procs       int
 		report      string
 		timeline    bool
+		failFast    bool
 		cov         coverageFlags
 	)
 	fs := newFlagSet("run", `Runs scxcheck's suites against a kernel in a QEMU VM and prints a summary.
@@ -60,6 +61,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	fs.StringVar(&jsonReport, "json-report", "", "write Ginkgo's JSON report to this `file`")
 	fs.IntVar(&procs, "procs", 1, "run the specs in `N` processes, one VM each, as ginkgo -p does")
 	fs.StringVar(&report, "report", "", "write an HTML run report into this `directory` (implies --timeline; --artifacts and --junit default to files in it)")
+	fs.BoolVar(&failFast, "fail-fast", false, "stop at the first spec that fails; the specs after it are reported skipped (one process, one kernel, no --repeat)")
 	fs.BoolVar(&timeline, "timeline", false, "collect each spec's context switches, scheduler ownership and sched_ext events into its artifacts (timeline.txt.gz), for a report")
 	cov.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -70,6 +72,9 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 	}
 	if procs < 1 || procs > maxProcs {
 		return usageErrorf("run: --procs must be 1 to %d, not %d", maxProcs, procs)
+	}
+	if failFast && (procs > 1 || repeat > 1 || len(k.kernels) > 1) {
+		return usageErrorf("run: --fail-fast needs one process, one kernel and no --repeat")
 	}
 	child, err := parallelChildFromEnv()
 	if err != nil {
@@ -121,6 +126,7 @@ Example: scxcheck run --label-filter='boot || dispatch' --junit out.xml
 		suiteConfig.FocusStrings = []string{focus}
 	}
 	suiteConfig.Timeout = timeout
+	suiteConfig.FailFast = failFast
 	reporterConfig := types.NewDefaultReporterConfig()
 	reporterConfig.JUnitReport = junit
 	reporterConfig.JSONReport = jsonReport
