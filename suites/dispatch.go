@@ -113,6 +113,13 @@ var _ = describeSubSched("scx_bpf_sub_dispatch", "dispatch", func() {
 			Eventually(guest().Trace, settle).Should(HaveTraced("parent", "sub_detach", WithField("cgid", t1.ID)))
 			exitsWith(ctx, child, "SCX_EXIT_UNREG")
 			sysfsGone(ctx, schedDir(t1.ID))
+			// Before switching a task over, the kernel initializes it for
+			// the parent: ops.init_task, not forked. The workers were forked
+			// into the child's cgroup, so the parent never saw them before.
+			for _, pid := range w.PIDs {
+				Eventually(ctx, guest().Trace, settle).Should(HaveTraced("parent", "init_task", WithField("tgid", pid), WithField("fork", 0)),
+					"the parent's ops.init_task never ran for the handed-back task %d", pid)
+			}
 			ownedBy(ctx, w, "parent")
 			keepsRunning(ctx, w)
 			stillRunning(ctx, parent)
