@@ -68,13 +68,10 @@ type annotatedPage struct {
 	HasRuns                       bool
 }
 
-// styleFunc gives a page template PageStyle as {{style}}.
-var styleFunc = template.FuncMap{"style": func() template.CSS { return PageStyle }}
-
-var annotatedTemplate = template.Must(template.New("page").Funcs(styleFunc).Parse(`<!DOCTYPE html>
+var annotatedTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Path}}: changed-line coverage</title>
 <style>
-{{style}}
+` + string(PageStyle) + `
 tr.hit td.s { background: #d6f5d6; }
 tr.miss td.s { background: #f8d0d0; }
 tr.changed td.s { background: #eeeeee; }

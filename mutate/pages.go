@@ -89,7 +89,7 @@ type survivorLink struct{ ID, Description, Href string }
 const pageHead = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
-{{style}}
+` + string(coverage.PageStyle) + `
 tr.killed td.s { background: #d6f5d6; }
 tr.survived td.s, div.survived { background: #f8d0d0; }
 tr.open td.s { background: #fbf0c8; }
@@ -110,9 +110,7 @@ table.idx td.f { text-align: left; }
 </style></head><body>
 `
 
-var pageFuncs = template.FuncMap{"style": func() template.CSS { return coverage.PageStyle }}
-
-var filePageTemplate = template.Must(template.New("file").Funcs(pageFuncs).Parse(
+var filePageTemplate = template.Must(template.New("file").Parse(
 	pageHead + `<p><a href="{{.Index}}">all files</a></p>
 <h1>{{.Path}}</h1>
 <p>{{.Summary}}</p>
@@ -129,7 +127,7 @@ var filePageTemplate = template.Must(template.New("file").Funcs(pageFuncs).Parse
 </body></html>
 `))
 
-var indexPageTemplate = template.Must(template.New("index").Funcs(pageFuncs).Parse(
+var indexPageTemplate = template.Must(template.New("index").Parse(
 	pageHead + `<h1>Mutants of the changed lines</h1>
 <p>{{.Summary}}</p>
 <table class="idx">
@@ -156,7 +154,7 @@ var indexPageTemplate = template.Must(template.New("index").Funcs(pageFuncs).Par
 // tree); when it is nil or lacks a file, that page shows the changed
 // lines only. changed are the coverage report's changed lines, executable
 // or not (ReadChangedLines). It returns the paths written, relative to
-// dir; WriteText names them from then on.
+// dir, the index last (PagesNote says where they are).
 func (r *Report) WritePages(dir string, src fs.FS, changed []Line) ([]string, error) {
 	views := r.fileViews(changed)
 	paths := make([]string, 0, len(views))
@@ -184,9 +182,14 @@ func (r *Report) WritePages(dir string, src fs.FS, changed []Line) ([]string, er
 	if err := writePage(dir, PagesIndex, indexPageTemplate, index); err != nil {
 		return written, err
 	}
-	written = append(written, PagesIndex)
-	r.pagesDir, r.pageFiles = dir, len(paths)
-	return written, nil
+	return append(written, PagesIndex), nil
+}
+
+// PagesNote is the line that ends a text report after WritePages wrote
+// written (its result) into dir: where the index and the file pages are.
+func PagesNote(dir string, written []string) string {
+	return fmt.Sprintf("\nAnnotated pages: %s (the files, their counts and scores) and %d per file, %s\n",
+		filepath.Join(dir, PagesIndex), len(written)-1, filepath.Join(dir, coverage.AnnotatedPath("<file>")))
 }
 
 // writePage executes a page's template and writes the page to dir/name.

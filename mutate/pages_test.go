@@ -239,12 +239,13 @@ func findAttr(n *html.Node, name, key string) (*html.Node, bool) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestPagesIndex checks the index page: a row per file with its counts,
-// linking to its page, and the total; and that the text report written
-// after the pages names them last.
+// linking to its page, and the total; the paths WritePages returns, and
+// the note that names them.
 func TestPagesIndex(t *testing.T) {
 	rep, lines := pagesFixture(t)
 	dir := t.TempDir()
-	if _, err := rep.WritePages(dir, distantFS(t), lines); err != nil {
+	written, err := rep.WritePages(dir, distantFS(t), lines)
+	if err != nil {
 		t.Fatal(err)
 	}
 	doc, _ := parsePage(t, filepath.Join(dir, "index.html"))
@@ -263,13 +264,13 @@ func TestPagesIndex(t *testing.T) {
 	if !strings.Contains(text(doc), rep.Summary()) {
 		t.Errorf("the index lacks the summary %q", rep.Summary())
 	}
-	var out strings.Builder
-	if err := rep.WriteText(&out); err != nil {
-		t.Fatal(err)
+	want = []string{"files/" + distantFile + ".html", "index.html"}
+	if !reflect.DeepEqual(written, want) {
+		t.Errorf("written %q, want %q", written, want)
 	}
-	last := filepath.Join(dir, "index.html") + " (the files, their counts and scores) and 1 per file, " + filepath.Join(dir, "files/<file>.html") + "\n"
-	if !strings.HasSuffix(out.String(), last) {
-		t.Errorf("the text report does not end with the pages:\n%s", out.String())
+	note := "\nAnnotated pages: " + filepath.Join(dir, "index.html") + " (the files, their counts and scores) and 1 per file, " + filepath.Join(dir, "files/<file>.html") + "\n"
+	if got := PagesNote(dir, written); got != note {
+		t.Errorf("PagesNote %q, want %q", got, note)
 	}
 }
 

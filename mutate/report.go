@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/scxcheck/scxcheck/coverage"
 )
 
 // Report is the outcome of a mutate run.
@@ -28,10 +25,6 @@ type Report struct {
 	// Err is the error that stopped the run, if any.
 	Err     string        `json:"error,omitempty"`
 	Elapsed time.Duration `json:"elapsed"`
-	// pagesDir is where WritePages wrote the pages (of pageFiles files),
-	// which the text report's last line names; "" before.
-	pagesDir  string
-	pageFiles int
 }
 
 func (r *Report) count() {
@@ -120,8 +113,7 @@ func (r *Report) byStatus(s Status) []Result {
 // WriteText writes the report for people: the score, every survivor with
 // its diff and the specs that ran on it, every kill with the spec and
 // class that caught it, the unknown and stillborn mutants with why, and
-// the changed lines no spec executes; after WritePages, last, where the
-// pages are.
+// the changed lines no spec executes.
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &strings.Builder{}
 	fmt.Fprintf(ew, "%s\n", r.Summary())
@@ -188,10 +180,6 @@ func (r *Report) WriteText(w io.Writer) error {
 		writeLines(ew, "Executed, but no operator applies", sel.NoMutant)
 		writeReasons(ew, "Files no mutant could be made of", sel.Unreadable)
 		writeReasons(ew, "Specs that failed without a mutant (not run on mutants)", sel.Failing)
-	}
-	if r.pagesDir != "" {
-		fmt.Fprintf(ew, "\nAnnotated pages: %s (the files, their counts and scores) and %d per file, %s\n",
-			filepath.Join(r.pagesDir, PagesIndex), r.pageFiles, filepath.Join(r.pagesDir, coverage.AnnotatedPath("<file>")))
 	}
 	if _, err := io.WriteString(w, ew.String()); err != nil {
 		return fmt.Errorf("write mutate report: %w", err)

@@ -210,7 +210,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 		})
 
 		It("revokes from the child's whole subtree", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 			n := guest().Hello.CPUs
 			Expect(capsOf(ctx, schedDir(hier.a.ID, hier.b.ID))).To(Equal(allCaps(cidList(n))), "the middle parent passed its caps on")
 
@@ -252,7 +252,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 
 	Context("when a parent grants to a sub-scheduler that is not its direct child", func() {
 		It("exits the parent with SCX_EXIT_ERROR: not a direct child", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 
 			_, _ = hier.root.Command(ctx, proto.CmdGrant, hier.b.ID, capEnq, nil, false) // the caller is aborted in the kfunc
 			exitsWith(ctx, hier.root, "SCX_EXIT_ERROR", fmt.Sprintf("/: sub-%d is not a direct child", hier.b.ID))
@@ -265,7 +265,7 @@ var _ = Describe("sub-scheduler capabilities", Label("caps"), func() {
 
 	Context("when a parent kills its child", func() {
 		It("exits the child with SCX_EXIT_PARENT_KILL and the parent's message, and the child's children with SCX_EXIT_PARENT", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 
 			res := capsCmd(ctx, hier.root, proto.CmdKill, hier.a.ID, 0, nil, false)
 			Expect(res.Ret).To(BeZero())

@@ -16,27 +16,23 @@ func distantMsg(id uint64) string {
 	return fmt.Sprintf("trying to dispatch a distant sub-sched on cgroup %d", id)
 }
 
-// hierarchy is root → mid on /a → leaf on /a/b, with workloads in each.
+// hierarchy is root → mid on /a → leaf on /a/b, with a workload in each
+// of /, /a and /a/b.
 type hierarchy struct {
-	root, mid, leaf *Sched
-	a, b            Cgroup
-	work            []*Workload
+	threeLevels
+	work []*Workload
 }
 
-// buildHierarchy creates the cgroups first, so that the root can be told at
-// load time (rodata) which id to sub-dispatch besides its children.
+// buildHierarchy loads the three levels, the root told at load time which
+// cgroup id to sub-dispatch besides its children (rootExtra, if not nil),
+// and starts the workloads.
 func buildHierarchy(ctx context.Context, rootExtra func(a, b Cgroup) uint64) hierarchy {
 	GinkgoHelper()
-	var h hierarchy
-	h.a = newCgroup(ctx, "a")
-	h.b = newCgroup(ctx, "a/b")
-	knobs := map[string]uint64{}
+	var knobs func(a, b Cgroup) map[string]uint64
 	if rootExtra != nil {
-		knobs["extra_dispatch_cgid"] = rootExtra(h.a, h.b)
+		knobs = func(a, b Cgroup) map[string]uint64 { return map[string]uint64{"extra_dispatch_cgid": rootExtra(a, b)} }
 	}
-	h.root = loadRoot(ctx, "root", knobs)
-	h.mid = loadSub(ctx, "parent", "mid", h.a, nil)
-	h.leaf = loadSub(ctx, "child", "leaf", h.b, nil)
+	h := hierarchy{threeLevels: loadThreeLevels(ctx, knobs)}
 	for _, cg := range []Cgroup{{}, h.a, h.b} {
 		h.work = append(h.work, start(ctx, cg, proto.WorkSleep, 1, 2*workTime))
 	}

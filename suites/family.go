@@ -28,11 +28,17 @@ type threeLevels struct {
 }
 
 // loadThreeLevels creates cgroups a and a/b and loads root, mid and leaf
-// on them, each one checked loaded before the next.
-func loadThreeLevels(ctx context.Context) threeLevels {
+// on them, each one checked loaded before the next. rootKnobs, if not
+// nil, gives the root's knobs from the cgroups: they exist first, so that
+// the root can be told their ids at load time (rodata).
+func loadThreeLevels(ctx context.Context, rootKnobs func(a, b Cgroup) map[string]uint64) threeLevels {
 	GinkgoHelper()
 	a, b := newCgroup(ctx, "a"), newCgroup(ctx, "a/b")
-	root := loadRoot(ctx, "root", nil)
+	var knobs map[string]uint64
+	if rootKnobs != nil {
+		knobs = rootKnobs(a, b)
+	}
+	root := loadRoot(ctx, "root", knobs)
 	mid := loadSub(ctx, "parent", "mid", a, nil)
 	return threeLevels{a: a, b: b, root: root, mid: mid, leaf: loadSub(ctx, "child", "leaf", b, nil)}
 }

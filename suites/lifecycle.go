@@ -18,7 +18,7 @@ import (
 var _ = describeSubSched("a sub-scheduler's life cycle", "lifecycle", func() {
 	Context("when a child attaches", func() {
 		It("runs the child's ops.init before the parent's ops.sub_attach, which names the child's cgroup and path", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 			Eventually(guest().Trace, settle).Should(HaveTraced("root", "sub_attach",
 				WithField("cgid", hier.a.ID), WithField("path", hier.a.Rel), WithField("child", "mid"), WithField("ret", 0)))
 			Eventually(guest().Trace, settle).Should(HaveTraced("mid", "sub_attach",
@@ -90,7 +90,7 @@ var _ = describeSubSched("a sub-scheduler's life cycle", "lifecycle", func() {
 
 	Context("when a middle-level scheduler fails while its parent lives", func() {
 		It("takes its children down with SCX_EXIT_PARENT and gives their tasks to the grandparent", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 			w := start(ctx, hier.b, proto.WorkSleep, 2, longWork)
 			ownedBy(ctx, w, "leaf")
 
@@ -156,7 +156,7 @@ var _ = describeSubSched("a sub-scheduler's life cycle", "lifecycle", func() {
 
 	Context("when sysrq-D asks for a dump", func() {
 		It("dumps every scheduler of the hierarchy, named by level, cgroup id and path", func(ctx SpecContext) {
-			hier := loadThreeLevels(ctx)
+			hier := loadThreeLevels(ctx, nil)
 			Expect(guest().WriteString(ctx, "/proc/sysrq-trigger", "D")).To(Succeed())
 			Eventually(guest().Dump, settle).Should(HaveDumpHeader("root", "root"))
 			Eventually(guest().Dump, settle).Should(HaveDumpHeader("mid", fmt.Sprintf("sub1-%d %s", hier.a.ID, hier.a.Rel)))

@@ -252,11 +252,15 @@ func cmdMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if rep == nil {
 		return infraError(runErr)
 	}
-	if _, err := rep.WritePages(state, sources, lines); err != nil {
-		fmt.Fprintf(stderr, "scxcheck mutate: %v\n", err)
+	written, pagesErr := rep.WritePages(state, sources, lines)
+	if pagesErr != nil {
+		fmt.Fprintf(stderr, "scxcheck mutate: %v\n", pagesErr)
 	}
 	var text strings.Builder
 	rep.WriteText(&text)
+	if pagesErr == nil {
+		text.WriteString(mutate.PagesNote(state, written))
+	}
 	fmt.Fprint(stdout, text.String())
 	if err := fsutil.WriteFileAtomic(filepath.Join(state, "report.txt"), []byte(text.String()), 0o644); err != nil {
 		fmt.Fprintf(stderr, "scxcheck mutate: %v\n", err)
